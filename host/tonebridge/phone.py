@@ -1,0 +1,166 @@
+"""A scripted phone: completes a TONE3000 sign-in page the way a person would.
+
+The demo, the benchmarks and the end-to-end tests need someone to open the sign-in URL,
+type an email, read the 6-digit code from the mailbox and type it in.  This module does
+exactly that with plain HTTP and HTML forms (no JavaScript, like the real page needs):
+it reads the forms generically, so it does not depend on the page's exact markup.  The
+"mailbox" is the emulator's outbox (`GET /_emulator/outbox`), or any function that
+returns the code.
+"""
+
+import html.parser
+import time
+import urllib.parse
+
+import httpx
+
+
+class PhoneError(Exception):
+    """The sign-in page did not behave as a person would expect."""
+
+
+class Form:
+    """One HTML form: where it goes, how, and its fields (name -> value)."""
+
+    def __init__(self, action, method):
+        self.action = action
+        self.method = method
+        self.fields = {}
+        self.types = {}  # name -> input type
+        self.buttons = []  # (name, value, label) of submit buttons
+
+
+class _FormParser(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.forms = []
+        self._button = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append(Form(a.get("action") or "", (a.get("method") or "get").upper()))
+            return
+        if not self.forms:
+            return
+        form = self.forms[-1]
+        if tag == "input":
+            kind = (a.get("type") or "text").lower()
+            name = a.get("name")
+            if kind == "submit":
+                form.buttons.append((name, a.get("value") or "", a.get("value") or ""))
+            elif name:
+                form.fields[name] = a.get("value") or ""
+                form.types[name] = kind
+        elif tag == "button":
+            self._button = [a.get("name"), a.get("value") or "", ""]
+            if (a.get("type") or "submit").lower() != "submit":
+                self._button = None
+
+    def handle_data(self, data):
+        if self._button is not None:
+            self._button[2] += data
+
+    def handle_endtag(self, tag):
+        if tag == "button" and self._button is not None and self.forms:
+            self.forms[-1].buttons.append((self._button[0], self._button[1], self._button[2].strip()))
+            self._button = None
+
+
+def parse_forms(page):
+    parser = _FormParser()
+    parser.feed(page)
+    return parser.forms
+
+
+def _find_form(forms, wanted):
+    """The first form with a field whose name or type mentions `wanted`."""
+    for form in forms:
+        for name, kind in form.types.items():
+            if wanted in name.lower() or kind == wanted:
+                return form, name
+    return None, None
+
+
+def _submit(http, page_url, form, values, avoid=("cancel", "resend")):
+    data = dict(form.fields)
+    data.update(values)
+    for name, value, label in form.buttons:
+        text = (label or value or "").lower()
+        if name and not any(word in text or word in (name or "").lower() for word in avoid):
+            data[name] = value
+            break
+    target = urllib.parse.urljoin(page_url, form.action or page_url)
+    if form.method == "POST":
+        return http.post(target, data=data)
+    return http.get(target, params=data)
+
+
+def outbox_code(emulator_base, email, after=0.0, timeout_s=10.0):
+    """A function returning the newest OTP code the emulator 'sent' to `email`."""
+
+    def read():
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            items = httpx.get(emulator_base.rstrip("/") + "/_emulator/outbox", timeout=5).json()
+            for item in reversed(items):
+                if item.get("email") == email and item.get("code"):
+                    return item["code"]
+            time.sleep(0.05)
+        raise PhoneError("no code arrived for %s" % email)
+
+    return read
+
+
+def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True):
+    """Open `start_url`, submit `email`, type the code `read_code()` returns.
+
+    Returns:
+        the final httpx.Response: the page the browser lands on after the redirect to
+        the app's redirect_url (the callback), or, with follow_to_callback False, the
+        redirect itself (its Location holds api_key).
+    Raises:
+        PhoneError: a page had no usable form, or the code was refused.
+    """
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
+        page = http.get(start_url)
+        page = _follow(http, page, start_url, follow_to_callback)
+        form, field = _find_form(parse_forms(page.text), "email")
+        if form is None:
+            raise PhoneError("the sign-in page has no email form (HTTP %d)" % page.status_code)
+        reply = _submit(http, str(page.url), form, {field: email})
+        reply = _follow(http, reply, str(page.url), follow_to_callback)
+        form, field = _find_form(parse_forms(reply.text), "code")
+        if form is None:
+            raise PhoneError("no code form after the email (HTTP %d): %s" % (reply.status_code, _text(reply)))
+        done = _submit(http, str(reply.url), form, {field: read_code()})
+        if done.is_redirect and not follow_to_callback:
+            return done
+        final = _follow(http, done, str(reply.url), True)
+        if not done.is_redirect:
+            raise PhoneError("the code was not accepted (HTTP %d): %s" % (done.status_code, _text(done)))
+        return final
+
+
+def _follow(http, response, base, follow):
+    hops = 0
+    while response.is_redirect and follow and hops < 10:
+        response = http.get(urllib.parse.urljoin(str(response.url), response.headers["location"]))
+        hops += 1
+    return response
+
+
+def _text(response):
+    """A short plain-text excerpt of an HTML page, for error messages."""
+    class Strip(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts = []
+
+        def handle_data(self, data):
+            if data.strip():
+                self.parts.append(data.strip())
+
+    s = Strip()
+    s.feed(response.text)
+    return " ".join(s.parts)[:200]
