@@ -1,0 +1,182 @@
+"""`make demo`: the whole host flow against the local emulator, as a user would run it.
+
+1. start `tonebridge emulator` (a real server on a free loopback port);
+2. `tonebridge login --no-browser`; the demo plays the phone: opens the printed sign-in
+   URL, types demo@example.com, reads the 6-digit code from the emulator's outbox (or
+   lets you type it with --type-code) and submits it;
+3. `tonebridge whoami`, `tonebridge tones --favorited`, `tonebridge models`;
+4. `tonebridge download` of a few models of different kinds, one of them cut off
+   mid-transfer by the emulator and resumed;
+5. says where the files are.
+
+Every step runs the real CLI in a subprocess; nothing is mocked.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+
+from . import phone
+
+EMAIL = "demo@example.com"
+
+
+def banner(text):
+    print("\n\033[1m== %s\033[0m" % text, flush=True)
+
+
+class Emulator:
+    """`tonebridge emulator` in a subprocess; its stdout lines are collected."""
+
+    def __init__(self, *flags):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tonebridge", "emulator", "--port", "0", *flags],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self.proc.stdout.readline().strip()
+        if not self.base_url.startswith("http"):
+            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+            raise SystemExit("demo: the emulator did not start: %s" % (err.strip() or self.base_url))
+        self.lines = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip())
+
+    def configure(self, **changes):
+        httpx.post(self.base_url + "/_emulator/config", json=changes, timeout=5).raise_for_status()
+
+    def file_info(self, model_id):
+        return httpx.get("%s/_emulator/models/%d" % (self.base_url, model_id), timeout=5).json()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def cli(env, *args, capture=False):
+    """Run `tonebridge ARGS`; print its output unless captured; return the completed process."""
+    cmd = [sys.executable, "-m", "tonebridge", *args]
+    print("$ tonebridge " + " ".join(args), flush=True)
+    done = subprocess.run(cmd, env=env, text=True, capture_output=capture)
+    if done.returncode != 0:
+        if capture:
+            sys.stderr.write(done.stderr)
+        raise SystemExit("demo: `tonebridge %s` failed (exit %d)" % (" ".join(args), done.returncode))
+    return done
+
+
+def login(env, emulator, type_code):
+    """Run `tonebridge login` and play the phone's part."""
+    cmd = [sys.executable, "-m", "tonebridge", "login", "--no-browser"]
+    print("$ tonebridge login --no-browser", flush=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    auth_prefix = emulator.base_url + "/api/v1/auth?"
+    start_url = None
+    for line in proc.stdout:
+        print("  " + line.rstrip(), flush=True)
+        if auth_prefix in line:
+            start_url = line[line.index(auth_prefix) :].split()[0]
+            break
+    if start_url is None:
+        proc.wait()
+        raise SystemExit("demo: `tonebridge login` printed no sign-in URL")
+    print("  [phone] opening the sign-in page, typing %s" % EMAIL, flush=True)
+    if type_code:
+        def read_code():
+            return input("  [phone] the emulator 'emailed' a code (see its outbox: %s/_emulator/outbox); type it: " % emulator.base_url).strip()
+    else:
+        mailbox = phone.outbox_code(emulator.base_url, EMAIL)
+
+        def read_code():
+            code = mailbox()
+            print("  [phone] the code from the mailbox is %s; typing it" % code, flush=True)
+            return code
+
+    landed = phone.sign_in(start_url, EMAIL, read_code)
+    print("  [phone] browser shows: HTTP %d" % landed.status_code, flush=True)
+    for line in proc.stdout:
+        print("  " + line.rstrip(), flush=True)
+    if proc.wait(30) != 0:
+        raise SystemExit("demo: `tonebridge login` failed")
+
+
+def pick_models(env, tones):
+    """A few models of different kinds from the favorites: (tone, model) pairs."""
+    wanted = {}
+    for tone in tones:
+        if len(wanted) >= 4:
+            break
+        kind = tone.get("platform")
+        if kind in wanted:
+            continue
+        models = json.loads(cli(env, "models", str(tone["id"]), "--json", capture=True).stdout)
+        if models:
+            wanted[kind] = (tone, models[0])
+    return list(wanted.values())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tonebridge.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="demo-out", help="where the demo keeps its config and models")
+    parser.add_argument("--type-code", action="store_true", help="type the emailed code yourself")
+    args = parser.parse_args(argv)
+
+    out = os.path.abspath(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    models_dir = os.path.join(out, "models")
+    os.makedirs(models_dir)
+    banner("Starting the local TONE3000 emulator")
+    emulator = Emulator()
+    print("emulator: " + emulator.base_url)
+    env = dict(os.environ, TONEBRIDGE_HOME=os.path.join(out, "home"), TONEBRIDGE_API=emulator.base_url)
+    try:
+        banner("Signing in with an emailed 6-digit code")
+        login(env, emulator, args.type_code)
+        cli(env, "whoami")
+
+        banner("Your favorited tones")
+        cli(env, "tones", "--favorited")
+        tones = json.loads(cli(env, "tones", "--favorited", "--json", capture=True).stdout)
+
+        banner("Downloading a few models")
+        picks = pick_models(env, tones)
+        if not picks:
+            raise SystemExit("demo: the favorites have no models")
+        # Make the emulator cut the first download half-way: the CLI resumes it.
+        first = emulator.file_info(picks[0][1]["id"])
+        emulator.configure(cut_queue=[first["size"] // 2])
+        print("(the emulator will cut the first download at byte %d; watch it resume)" % (first["size"] // 2))
+        started = time.monotonic()
+        for tone, model in picks:
+            cli(env, "download", str(model["id"]), "-o", models_dir)
+        elapsed = time.monotonic() - started
+
+        banner("Done")
+        total = 0
+        for name in sorted(os.listdir(models_dir)):
+            size = os.path.getsize(os.path.join(models_dir, name))
+            total += size
+            print("  %-48s %9d bytes" % (name, size))
+        print("%d models, %d bytes in %.1f s, in %s" % (len(picks), total, elapsed, models_dir))
+        print("tokens: %s (mode 0600)" % os.path.join(out, "home"))
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+"""Model downloads on the host: find a model, fetch it resumably, install it atomically.
+
+The core's DownloadPlan makes every decision (Range, If-Range, restart on a 200, what a
+cut means, verification); this module owns the files:
+
+    <out>.part        the bytes so far (appended to on resume)
+    <out>.part.json   {"model_id", "url", "etag"}: which download the .part belongs to
+    <out>             installed with os.replace only after length, SHA-256 and format
+                      were verified and the .part was fsynced
+
+A later run of the same download finds the .part, feeds its bytes to the plan
+(`absorb_prefix`, so the SHA-256 covers the whole file) and asks only for the rest.
+
+The v1 API has no "model by id" endpoint, so `find_model` walks the models of the
+user's favorited and created tones and remembers every model it saw in
+`model-index.json` in the config home.
+"""
+
+import hashlib
+import os
+
+from tonecore.download import DownloadPlan
+from tonecore.errors import DownloadError, Forbidden, IntegrityError, NotFound, ToneError
+
+from .store import ensure_private_dir, fsync_dir, read_json, write_json
+
+INDEX_FILE = "model-index.json"
+READ_CHUNK = 64 * 1024
+MAX_RESTARTS = 3  # a server that ignores Range and keeps cutting the body: give up
+
+
+class FileConflict(ToneError):
+    """The output file exists with other content and --force was not given."""
+
+
+class Interrupted(ToneError):
+    """The user pressed Ctrl-C; the partial download is kept for a later resume."""
+
+
+class ModelRef:
+    """What is needed to download one model: its id, tone, URL, name and file name."""
+
+    def __init__(self, model_id, tone_id, url, name, filename):
+        self.id = model_id
+        self.tone_id = tone_id
+        self.url = url
+        self.name = name
+        self.filename = safe_filename(filename, model_id)
+
+    @classmethod
+    def from_model(cls, model, tone_id=None):
+        tone = model.tone_id if model.tone_id is not None else tone_id
+        return cls(model.id, tone, model.model_url, model.name, model.filename)
+
+    def to_record(self):
+        return {"tone_id": self.tone_id, "url": self.url, "name": self.name, "filename": self.filename}
+
+    @classmethod
+    def from_record(cls, model_id, record):
+        return cls(model_id, record.get("tone_id"), record["url"], record.get("name"), record.get("filename"))
+
+
+def safe_filename(name, model_id):
+    """`name` if it is a plain file name, else "model-<id>" (never a path)."""
+    bad = not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+    return "model-%s" % model_id if bad else name
+
+
+class ModelIndex:
+    """model id -> ModelRef for each API, kept in `model-index.json` of the config home."""
+
+    def __init__(self, home, api_base):
+        self.path = os.path.join(home, INDEX_FILE)
+        self.home = home
+        self.api_base = api_base
+        self._data = None
+
+    def _load(self):
+        if self._data is None:
+            try:
+                data = read_json(self.path)
+            except (ValueError, UnicodeError, OSError):
+                data = None  # a cache: damaged means empty
+            if not isinstance(data, dict) or not isinstance(data.get("apis"), dict):
+                data = {"apis": {}}
+            self._data = data
+        models = self._data["apis"].get(self.api_base)
+        if not isinstance(models, dict):
+            models = self._data["apis"][self.api_base] = {}
+        return models
+
+    def get(self, model_id):
+        record = self._load().get(str(model_id))
+        try:
+            return ModelRef.from_record(model_id, record) if isinstance(record, dict) else None
+        except (KeyError, TypeError):
+            return None
+
+    def add(self, ref):
+        self._load()[str(ref.id)] = ref.to_record()
+
+    def forget(self, model_id):
+        self._load().pop(str(model_id), None)
+
+    def save(self):
+        """Write the index (best effort: it is only a cache)."""
+        if self._data is None:
+            return
+        try:
+            ensure_private_dir(self.home)
+            write_json(self.path, self._data)
+        except OSError:
+            pass
+
+
+def remember_models(index, models, tone_id=None):
+    """ModelRefs of Model records, added to `index` unless it is None."""
+    refs = [ModelRef.from_model(model, tone_id) for model in models]
+    if index is not None:
+        for ref in refs:
+            index.add(ref)
+    return refs
+
+
+def find_model(conn, model_id, tone_id=None, index=None, notify=None):
+    """The ModelRef of `model_id`, from `--tone`, the index, or a walk of your tones.
+
+    Args:
+        conn: a transport.Connection.
+        tone_id: look only in this tone's models.
+        index: a ModelIndex (updated and saved), or None.
+        notify: function(str) for a progress note during a walk.
+    Raises:
+        NotFound: the model is not where we looked.
+    """
+    client = conn.client
+    if tone_id is not None:
+        refs = [ModelRef.from_model(model, tone_id) for model in conn.run(client.all_models(tone_id))]
+        if index is not None:
+            for ref in refs:
+                index.add(ref)
+            index.save()
+        for ref in refs:
+            if ref.id == model_id:
+                return ref
+        raise NotFound("model %d is not one of the models of tone %d" % (model_id, tone_id), 404)
+    if index is not None:
+        ref = index.get(model_id)
+        if ref is not None:
+            return ref
+    if notify:
+        notify("looking for model %d among the models of your tones..." % model_id)
+    seen = set()
+    try:
+        for which in ("favorited", "created"):
+            for tone in conn.run(client.all_tones(which)):
+                if tone.id in seen:
+                    continue
+                seen.add(tone.id)
+                for ref in remember_models(index, conn.run(client.all_models(tone.id)), tone.id):
+                    if ref.id == model_id:
+                        return ref
+    finally:
+        if index is not None:
+            index.save()
+    raise NotFound(
+        "model %d is not among the models of your favorited or created tones; "
+        "favorite its tone, or pass --tone TONE_ID" % model_id,
+        404,
+    )
+
+
+def target_path(output, filename):
+    """Where to install: `output` if it names a file, `output/filename` if it is a
+    directory (existing, or written with a trailing slash), `./filename` if None."""
+    if not output:
+        return os.path.abspath(filename)
+    if os.path.isdir(output) or output.endswith(("/", os.sep)):
+        return os.path.abspath(os.path.join(output, filename))
+    return os.path.abspath(output)
+
+
+class BoundedPlan(DownloadPlan):
+    """A DownloadPlan that gives up when the server keeps restarting from byte 0.
+
+    The core counts a restarted body that is cut again as progress, so a server that
+    ignores Range and always cuts short would be retried forever.
+    """
+
+    max_restarts = MAX_RESTARTS
+    retries = 0  # failed attempts that were retried (for the report)
+
+    def failed(self, error):
+        if self.restarts >= self.max_restarts:
+            raise DownloadError(
+                "%s: the server ignored the resume request %d times and never sent the whole file (last error: %s)"
+                % (self.filename, self.restarts, error)
+            )
+        delay = super().failed(error)
+        self.retries += 1
+        return delay
+
+
+class PartSink:
+    """Writes a download into the open .part file, reporting progress.
+
+    `truncate()` empties it (the plan restarted from 0).  Whenever the plan learns a new
+    ETag, the sidecar is rewritten so a later run resumes with If-Range.
+    """
+
+    def __init__(self, file, plan, size, on_etag=None, on_progress=None):
+        self.file = file
+        self.plan = plan
+        self.size = size
+        self.on_etag = on_etag
+        self.on_progress = on_progress
+        self._etag = plan.etag
+
+    def write(self, chunk):
+        if self.plan.etag != self._etag:
+            self._etag = self.plan.etag
+            if self.on_etag:
+                self.on_etag(self._etag)
+        self.file.write(chunk)
+        self.size += len(chunk)
+        if self.on_progress:
+            self.on_progress(self.size, self.plan.total)
+
+    def truncate(self):
+        self.file.seek(0)
+        self.file.truncate(0)
+        self.size = 0
+        if self.on_progress:
+            self.on_progress(0, self.plan.total)
+
+
+class Result:
+    """A finished download: where, how big, its SHA-256, and what happened.
+
+    Attributes:
+        resumed_from: bytes taken from a .part left by an earlier run.
+        retries: failed attempts (cut connections, bad ranges) retried in this run.
+        unchanged: the file was already there with the same content.
+    """
+
+    def __init__(self, path, size, sha256, resumed_from=0, retries=0, unchanged=False):
+        self.path = path
+        self.size = size
+        self.sha256 = sha256
+        self.resumed_from = resumed_from
+        self.retries = retries
+        self.unchanged = unchanged
+
+    def to_json(self):
+        return {"path": self.path, "size": self.size, "sha256": self.sha256, "resumed_from": self.resumed_from,
+                "retries": self.retries, "unchanged": self.unchanged}
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(READ_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def download(conn, ref, target, force=False, on_progress=None, max_restarts=MAX_RESTARTS):
+    """Download `ref` to `target` through `<target>.part`, resuming a previous .part.
+
+    Args:
+        conn: a transport.Connection.
+        on_progress: function(bytes_in_part, total_or_None), called for every chunk.
+    Returns:
+        a Result.
+    Raises:
+        FileConflict: `target` exists with different content and not `force`
+            (the verified download is left in the .part).
+        Interrupted: Ctrl-C (the .part is kept for resume).
+        IntegrityError: the bytes were wrong (the .part is removed).
+        ToneError: any other failure (the .part is kept if it has bytes).
+    """
+    if os.path.isdir(target):
+        raise FileConflict("%s is a directory" % target)
+    directory = os.path.dirname(target)
+    os.makedirs(directory, exist_ok=True)
+    part = target + ".part"
+    sidecar = part + ".json"
+    meta = _read_sidecar(sidecar)
+    resume = os.path.exists(part) and meta is not None and meta.get("url") == ref.url and meta.get("model_id") == ref.id
+    resumed_from = _size(part) if resume else 0
+    plan = BoundedPlan(ref.url, ref.filename, resumed_from, meta.get("etag") if resume else None)
+    plan.max_restarts = max_restarts
+
+    def save_sidecar(etag):
+        write_json(sidecar, {"model_id": ref.id, "url": ref.url, "etag": etag})
+
+    save_sidecar(plan.etag)  # before the first byte: a .part always says what it belongs to
+    sha = _fetch(conn, ref, plan, part, resume, save_sidecar, on_progress)
+    if os.path.exists(target) and not force:
+        if file_sha256(target) == sha:
+            _remove(part)
+            _remove(sidecar)
+            return Result(target, plan.offset, sha, resumed_from, plan.retries, unchanged=True)
+        raise FileConflict(
+            "%s exists and differs from the download; the verified download is in %s: "
+            "rerun with --force to replace the file" % (target, part)
+        )
+    os.replace(part, target)
+    fsync_dir(directory)
+    _remove(sidecar)
+    return Result(target, plan.offset, sha, resumed_from, plan.retries)
+
+
+def _fetch(conn, ref, plan, part, resume, save_sidecar, on_progress):
+    """Run the core's download into `part` (appending when `resume`); fsync it.
+
+    Returns:
+        the verified SHA-256.  On failure the .part is kept when it holds bytes (and
+        the error says so), removed when it is empty or its bytes are wrong.
+    """
+    f = open(part, "r+b" if resume else "wb")
+    try:
+        if resume:
+            _absorb(f, plan)
+        sink = PartSink(f, plan, plan.offset, save_sidecar, on_progress)
+        if on_progress:
+            on_progress(plan.offset, None)
+        sha = conn.run(conn.client.download(plan, sink, "model %d (%s)" % (ref.id, ref.filename)))
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        return sha
+    except KeyboardInterrupt:
+        _close_quietly(f)
+        save_sidecar(plan.etag)
+        raise Interrupted(
+            "interrupted; %d bytes are kept in %s: run the same command again to resume" % (_size(part), part)
+        ) from None
+    except IntegrityError as error:
+        _close_quietly(f)
+        _remove(part)
+        _remove(part + ".json")
+        raise IntegrityError("%s (the partial file was removed)" % error) from None
+    except ToneError as error:
+        _close_quietly(f)
+        kept = _size(part)
+        if kept:
+            save_sidecar(plan.etag)
+            error.message = "%s (%d bytes are kept in %s: run the same command again to resume)" % (
+                error.message, kept, part)
+        else:
+            _remove(part)
+            _remove(part + ".json")
+        raise
+    except BaseException:
+        _close_quietly(f)
+        raise
+
+
+def _absorb(f, plan):
+    """Feed the first `plan.offset` bytes of the .part to the plan; append after them."""
+    remaining = plan.offset
+    while remaining:
+        chunk = f.read(min(READ_CHUNK, remaining))
+        if not chunk:
+            raise DownloadError("%s shrank while it was being read; run the command again" % f.name)
+        plan.absorb_prefix(chunk)
+        remaining -= len(chunk)
+    f.truncate(plan.offset)  # if it grew meanwhile, those bytes were not accounted for
+
+
+def _read_sidecar(path):
+    try:
+        data = read_json(path)
+    except (ValueError, UnicodeError, OSError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _close_quietly(f):
+    try:
+        f.flush()
+        f.close()
+    except OSError:
+        pass
+
+
+def download_model(conn, model_id, target_of, index=None, tone_id=None, force=False, on_progress=None, notify=None):
+    """Find `model_id` and download it; a stale index entry is looked up again once.
+
+    Args:
+        target_of: function(ModelRef) -> the path to install to.
+    Returns:
+        (ModelRef, Result).
+    """
+    from_index = tone_id is None and index is not None and index.get(model_id) is not None
+    ref = find_model(conn, model_id, tone_id, index, notify)
+    try:
+        return ref, download(conn, ref, target_of(ref), force, on_progress)
+    except (NotFound, Forbidden):
+        if not from_index:
+            raise
+        index.forget(model_id)
+        fresh = find_model(conn, model_id, None, index, notify)
+        if fresh.url == ref.url:
+            raise
+        return fresh, download(conn, fresh, target_of(fresh), force, on_progress)

@@ -1,0 +1,55 @@
+"""`tonebridge emulator`: run the local TONE3000 API v1 emulator in the foreground.
+
+The first line on stdout is the base URL (e.g. http://127.0.0.1:54321); after it come
+the "emails": `otp: <email> <code>` and `magic-link: <email> <url>`, one per line.
+Ctrl-C or SIGTERM stops it with exit status 0.
+"""
+
+import sys
+
+import click
+
+from .config import EmulatorConfig
+
+
+@click.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=0, type=click.IntRange(0, 65535), show_default=True,
+              help="API port (0: pick a free one).")
+@click.option("--storage-port", default=0, type=click.IntRange(0, 65535), show_default=True,
+              help="Port of the storage origin for --storage-redirect (0: any).")
+@click.option("--token-ttl", default=3600, type=click.IntRange(1), show_default=True,
+              help="Access token lifetime, seconds.")
+@click.option("--refresh-ttl", default=EmulatorConfig.refresh_ttl, type=click.IntRange(1), show_default=True,
+              help="Refresh token lifetime, seconds.")
+@click.option("--no-rotate", is_flag=True, help="Keep the same refresh token on refresh.")
+@click.option("--rate-limit", default=100, type=click.IntRange(0), show_default=True,
+              help="Requests per minute per token or IP (0: off).")
+@click.option("--no-range", is_flag=True, help="Ignore Range requests on downloads.")
+@click.option("--storage-redirect", is_flag=True, help="Downloads redirect to presigned URLs on another origin.")
+@click.option("--chunked", is_flag=True, help="Send downloads without Content-Length.")
+@click.option("--cut-after", default=None, type=click.IntRange(0), help="Cut every download after N body bytes.")
+@click.option("--delay-ms", default=0, type=click.IntRange(0), show_default=True, help="Latency added per request.")
+@click.option("--fail-5xx", default=0, type=click.IntRange(0), show_default=True,
+              help="Answer the next N requests with 503.")
+@click.option("--seed", default=EmulatorConfig.seed, type=int, show_default=True, help="Catalogue seed.")
+def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate, rate_limit, no_range,
+                     storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed):
+    """Run a local TONE3000 API v1 emulator (prints its base URL first).
+
+    Sign in as demo@example.com for tones and favorites; any other email is a new,
+    empty user.  Codes and links are printed here and listed at /_emulator/outbox.
+    """
+    from .server import EmulatorServer  # uvicorn is only needed when serving
+
+    config = EmulatorConfig(host=host, port=port, storage_port=storage_port, seed=seed, token_ttl=token_ttl,
+                            refresh_ttl=refresh_ttl, rotate_refresh=not no_rotate, rate_limit=rate_limit,
+                            range_support=not no_range, storage_redirect=storage_redirect, chunked=chunked,
+                            cut_after=cut_after, delay_ms=delay_ms, fail_5xx=fail_5xx)
+    try:
+        server = EmulatorServer(config)
+    except OSError as exc:
+        raise click.ClickException("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
+    sys.stdout.write(server.base_url + "\n")
+    sys.stdout.flush()
+    server.run_forever()

@@ -1,0 +1,127 @@
+"""api_keys, access tokens and refresh tokens: issue, exchange, refresh, check.
+
+Every secret is a random opaque string (`secrets.token_urlsafe`).  Nothing here logs or
+prints a secret.  Expiry is judged against `clock()` (the emulator's clock, which tests
+can move forward), and lifetimes are read from the config when a token is issued.
+
+Rules:
+    api_key        single use, valid `api_key_ttl` (10 min)
+    access token   valid `token_ttl`; revoked when its refresh token is rotated
+    refresh token  valid `refresh_ttl`; with `rotate_refresh` each use returns a new one
+                   and revokes the old one and its access token; without rotation the
+                   same refresh token is returned and stays valid
+"""
+
+import secrets
+from dataclasses import dataclass
+
+
+class TokenError(Exception):
+    """A credential was refused.  `code` is the JSON error code, `str()` the message."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _Grant:
+    user_id: str
+    session_id: str
+    expires: float
+    revoked: bool = False
+    pair: str = ""  # access token of a refresh token
+
+
+class Sessions:
+    """The credential store.
+
+    Args:
+        config: the EmulatorConfig (lifetimes, rotation), read at each call.
+        clock: function returning the current time in seconds since the epoch.
+    """
+
+    def __init__(self, config, clock):
+        self.config = config
+        self.clock = clock
+        self._api_keys = {}  # key -> [user_id, expires, used]
+        self._access = {}
+        self._refresh = {}
+
+    def issue_api_key(self, user_id):
+        key = "t3k_" + secrets.token_urlsafe(24)
+        self._api_keys[key] = [user_id, self.clock() + self.config.api_key_ttl, False]
+        return key
+
+    def exchange(self, api_key):
+        """A new Session (dict) for a valid, unused api_key.
+
+        Raises:
+            TokenError: unknown, used or expired key.
+        """
+        record = self._api_keys.get(api_key) if isinstance(api_key, str) else None
+        if record is None:
+            raise TokenError("invalid_api_key", "Unknown api_key")
+        if record[2]:
+            raise TokenError("invalid_api_key", "This api_key was already used")
+        if self.clock() >= record[1]:
+            raise TokenError("invalid_api_key", "This api_key has expired")
+        record[2] = True
+        return self._new_session(record[0], secrets.token_hex(8))
+
+    def refresh(self, refresh_token, access_token=None):
+        """A new Session for a valid refresh token (see the module rules).
+
+        Raises:
+            TokenError: unknown, expired, revoked or rotated refresh token, or an
+                access_token from another session.
+        """
+        grant = self._refresh.get(refresh_token)
+        if grant is None:
+            raise TokenError("invalid_grant", "Unknown refresh_token")
+        if grant.revoked:
+            raise TokenError("invalid_grant", "This refresh_token was already used or revoked")
+        if self.clock() >= grant.expires:
+            raise TokenError("invalid_grant", "This refresh_token has expired; sign in again")
+        other = self._access.get(access_token) if access_token else None
+        if other is not None and other.session_id != grant.session_id:
+            raise TokenError("invalid_grant", "The access_token does not belong to this refresh_token")
+        if not self.config.rotate_refresh:
+            access = self._new_access(grant.user_id, grant.session_id)
+            grant.pair = access
+            return self._session(access, refresh_token)
+        grant.revoked = True
+        old = self._access.get(grant.pair)
+        if old is not None:
+            old.revoked = True
+        return self._new_session(grant.user_id, grant.session_id)
+
+    def authenticate(self, access_token):
+        """The user id of a valid access token.
+
+        Raises:
+            TokenError: unknown, revoked or expired token.
+        """
+        grant = self._access.get(access_token)
+        if grant is None:
+            raise TokenError("invalid_token", "Unknown access token")
+        if grant.revoked:
+            raise TokenError("invalid_token", "The access token was revoked")
+        if self.clock() >= grant.expires:
+            raise TokenError("invalid_token", "The access token has expired")
+        return grant.user_id
+
+    def _new_access(self, user_id, session_id):
+        token = secrets.token_urlsafe(32)
+        self._access[token] = _Grant(user_id, session_id, self.clock() + self.config.token_ttl)
+        return token
+
+    def _new_session(self, user_id, session_id):
+        access = self._new_access(user_id, session_id)
+        refresh = secrets.token_urlsafe(40)
+        self._refresh[refresh] = _Grant(user_id, session_id, self.clock() + self.config.refresh_ttl, pair=access)
+        return self._session(access, refresh)
+
+    def _session(self, access, refresh):
+        return {"access_token": access, "refresh_token": refresh, "expires_in": self.config.token_ttl,
+                "token_type": "bearer"}

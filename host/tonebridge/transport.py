@@ -1,0 +1,272 @@
+"""The host's adapter for tonecore: performs the core's steps with httpx.
+
+    HttpxDriver(Driver)    sends Requests with one httpx.Client (no automatic redirects:
+                           the core applies its own policy), sleeps, persists tokens to a
+                           TokenStore, streams download bodies into a sink as they arrive
+                           (reads of at most 64 KiB), and lets many threads share one
+                           Client: the core's generators run under a Condition, and a
+                           caller told to WAIT sleeps on it until the refresh in flight
+                           is over.
+    Connection             a Client and its driver for one API base, tokens loaded from
+                           (and saved to) the store.
+
+Every httpx and OSError is mapped here, once, to tonecore's TransportError (or
+UsageError for a malformed URL); nothing above this module sees httpx exceptions.
+Messages never contain header values or query strings (they may hold secrets).
+"""
+
+import threading
+import time
+
+import httpx
+
+from tonebridge import __version__
+from tonecore.auth import OtpSignIn
+from tonecore.client import Client, Driver
+from tonecore.errors import TransportError, UsageError
+from tonecore.http import Response
+from tonecore.ratelimit import RateLimiter
+from tonecore.session import Session
+from tonecore.urls import split_url
+
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 30.0
+USER_AGENT = "tonebridge/%s" % __version__
+WAIT_SLICE_S = 1.0  # a waiter re-checks at least this often (robust to a lost notify)
+
+
+def monotonic_ms():
+    """The host's monotonic clock in milliseconds (the core's `clock_ms`)."""
+    return int(time.monotonic() * 1000)
+
+
+def redact(url):
+    """`url` without its query string (signed URLs carry secrets there)."""
+    text = str(url)
+    return text.split("?", 1)[0] + ("?..." if "?" in text else "")
+
+
+def origin_of(url):
+    try:
+        u = split_url(str(url))
+    except UsageError:
+        return redact(url)
+    return "%s://%s" % (u.scheme, u.netloc)
+
+
+def _reason(exc):
+    """A short lower-case reason from an httpx/OS error, without errno noise."""
+    text = str(exc).strip()
+    while text.startswith("[Errno") and "]" in text:
+        text = text[text.index("]") + 1 :].strip()
+    if not text:
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and cause is not exc:
+            return _reason(cause)
+        return type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+def transport_error(exc, url):
+    """The tonecore error for an httpx/OS exception raised while talking to `url`."""
+    where = origin_of(url)
+    if isinstance(exc, httpx.InvalidURL):
+        return UsageError("bad URL %s: %s" % (redact(url), _reason(exc)))
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return UsageError("bad URL %s: use http:// or https://" % redact(url))
+    if isinstance(exc, httpx.ConnectTimeout):
+        return TransportError("cannot reach %s: timed out after %d s" % (where, CONNECT_TIMEOUT_S))
+    if isinstance(exc, httpx.ConnectError):
+        return TransportError("cannot reach %s: %s" % (where, _reason(exc)))
+    if isinstance(exc, httpx.TimeoutException):
+        return TransportError("%s stopped answering (no data for %d s)" % (where, READ_TIMEOUT_S))
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.CloseError)):
+        return TransportError("the connection to %s broke: %s" % (where, _reason(exc)))
+    return TransportError("network error talking to %s: %s" % (where, _reason(exc)))
+
+
+class HttpxResponse(Response):
+    """A tonecore Response backed by an httpx response (streamed when `stream` was set).
+
+    Attributes:
+        raw: the httpx.Response; for streamed responses read it with `iter_raw`.
+    """
+
+    def __init__(self, raw, body, url):
+        headers = {}
+        for name, value in raw.headers.multi_items():
+            name = name.lower()
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        super().__init__(raw.status_code, headers, body, url)
+        self.raw = raw
+
+    def close(self):
+        self.raw.close()
+
+
+class _SteppingCondition(threading.Condition):
+    """A Condition whose every release (after a generator step) wakes the waiters."""
+
+    def __exit__(self, *exc):
+        self.notify_all()
+        return super().__exit__(*exc)
+
+
+class HttpxDriver(Driver):
+    """Performs tonecore steps with httpx; one instance may serve many threads.
+
+    Args:
+        store: a TokenStore, or None to keep tokens in memory only.
+        api_base: the API the tokens belong to (recorded with them in the store).
+        http: an httpx.Client to use (default: a new one without automatic redirects).
+    Attributes:
+        session: the Session whose `refreshing` flag WAIT steps wait on (set by Connection).
+        slept_ms: total milliseconds slept for the core (pacing, Retry-After, backoff).
+    """
+
+    def __init__(self, store=None, api_base=None, http=None):
+        self.store = store
+        self.api_base = api_base
+        self.http = http or httpx.Client(
+            follow_redirects=False,
+            timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            headers={"user-agent": USER_AGENT},
+        )
+        self.lock = _SteppingCondition()
+        self.session = None
+        self.slept_ms = 0
+
+    def run(self, call):
+        """Drive `call`; if it is abandoned (Ctrl-C, a BaseException), close it under the
+        lock so its `finally` blocks (e.g. clearing `session.refreshing`) run and wake
+        the other threads."""
+        try:
+            return super().run(call)
+        finally:
+            with self.lock:
+                call.close()
+
+    def send(self, request):
+        url = request.url
+        try:
+            built = self.http.build_request(request.method, url, headers=request.headers, content=request.body)
+            raw = self.http.send(built, stream=True)
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            raise transport_error(exc, url) from None
+        if request.stream:
+            return HttpxResponse(raw, None, url)
+        try:
+            body = raw.read()
+        except (httpx.HTTPError, OSError) as exc:
+            raise transport_error(exc, url) from None
+        finally:
+            raw.close()
+        return HttpxResponse(raw, body, url)
+
+    def sleep_ms(self, ms):
+        if ms > 0:
+            self.slept_ms += ms
+            time.sleep(ms / 1000.0)
+
+    def persist(self, tokens):
+        if self.store is None:
+            return
+        if tokens is None:
+            self.store.delete(self.api_base)
+        else:
+            self.store.save(self.api_base, tokens, monotonic_ms(), time.time())
+
+    def stream_body(self, step):
+        """Copy the body into `step.sink` chunk by chunk (memory does not grow with size).
+
+        The sink needs `write(chunk)` and `truncate()` (empty it and write from 0 again);
+        a plain binary file object works too.
+        """
+        response = step.response
+        sink = step.sink
+        try:
+            if step.restart:
+                _empty(sink)
+            # No chunk_size: httpx would hold back up to a chunk and lose it on a cut.
+            # Each read is at most httpcore's 64 KiB, so memory stays bounded anyway.
+            chunks = response.raw.iter_raw()
+            while True:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                except (httpx.HTTPError, OSError) as exc:
+                    raise transport_error(exc, response.url) from None
+                # A failing sink (disk full) raises its own OSError: not a network
+                # failure, so the core must not retry it.
+                sink.write(chunk)
+                step.plan.feed(chunk)
+            step.plan.body_ended()
+        finally:
+            response.close()
+
+    def wait_for_refresh(self):
+        session = self.session
+        with self.lock:
+            if session is None:
+                self.lock.wait(WAIT_SLICE_S)  # re-checked by the call after any step
+            else:
+                self.lock.wait_for(lambda: not session.refreshing, WAIT_SLICE_S)
+
+    def close(self):
+        self.http.close()
+
+
+def _empty(sink):
+    """Empty a sink before a restarted body: a file is truncated to 0, else `truncate()`."""
+    if hasattr(sink, "seek"):
+        sink.seek(0)
+        sink.truncate(0)
+    else:
+        sink.truncate()
+
+
+class Connection:
+    """A tonecore Client for one API base, driven by an HttpxDriver, tokens in a store.
+
+    Args:
+        api_base: e.g. "https://www.tone3000.com/api/v1".
+        store: a TokenStore (None: nothing is loaded or saved).
+        redirect_url: the sign-in callback (only needed to sign in).
+        limiter: a RateLimiter; default one of 100 requests/minute; False for none.
+        http: an httpx.Client to use instead of the default one.
+        load_tokens: False to start signed out (to sign in) whatever the store holds.
+    Raises:
+        SignInRequired: the store holds a damaged session or one for another API.
+    """
+
+    def __init__(self, api_base, store=None, redirect_url=None, limiter=None, http=None, load_tokens=True):
+        self.api_base = api_base
+        self.store = store
+        flow = OtpSignIn(api_base, redirect_url, otp_only=True)
+        tokens = None
+        if store is not None and load_tokens:
+            tokens = store.load(api_base, monotonic_ms(), time.time())
+        if limiter is None:
+            limiter = RateLimiter()
+        self.client = Client(api_base, Session(flow, tokens), monotonic_ms, limiter or None)
+        self.driver = HttpxDriver(store, api_base, http)
+        self.driver.session = self.client.session
+
+    @property
+    def session(self):
+        return self.client.session
+
+    def run(self, call):
+        """Drive one call generator of `self.client` to its result."""
+        return self.driver.run(call)
+
+    def close(self):
+        self.driver.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

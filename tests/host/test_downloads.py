@@ -1,0 +1,114 @@
+"""Downloads against a raw-socket server whose lengths lie: caught, nothing installed."""
+
+import json
+import os
+import time
+
+from click.testing import CliRunner
+from signin_helpers import RawServer, raw_response
+
+from tonebridge.cli import EXIT_INTEGRITY, EXIT_NETWORK, cli
+from tonebridge.downloads import safe_filename, target_path
+from tonebridge.store import TokenStore
+from tonebridge.transport import monotonic_ms
+from tonecore.session import Tokens
+
+MODEL_ID = 7
+TONE_ID = 1
+FILE = b'{"version": "0.5.4", "architecture": "WaveNet", "weights": [' + b"0.125, " * 40 + b"1.0]}"
+
+
+def serve(file_response):
+    """A RawServer with /api/v1/models?toneId=1 listing one model whose file is broken."""
+
+    def respond(request):
+        if request.path == "/api/v1/models":
+            model = {"id": MODEL_ID, "name": "Broken", "size": "standard", "tone_id": TONE_ID,
+                     "model_url": server.base_url + "/files/broken.nam"}
+            body = json.dumps({"data": [model], "page": 1, "pageSize": 100, "total": 1, "totalPages": 1}).encode()
+            return raw_response(200, [("Content-Type", "application/json"), ("Content-Length", len(body))], body)
+        if request.path == "/files/broken.nam":
+            return file_response(request)
+        return raw_response(404, [("Content-Length", 0)])
+
+    server = RawServer(respond)
+    return server
+
+
+def signed_in_home(tmp_path, base_url):
+    home = tmp_path / "home"
+    tokens = Tokens("ACCESS-SECRET", "REFRESH-SECRET", 3600, monotonic_ms() + 3600000)
+    TokenStore(str(home)).save(base_url + "/api/v1", tokens, monotonic_ms(), time.time())
+    return home
+
+
+def run_download(tmp_path, base_url, home):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli, ["--api", base_url, "download", str(MODEL_ID), "--tone", str(TONE_ID), "-o", str(out) + "/"],
+        env={"TONEBRIDGE_HOME": str(home)},
+    )
+    return result, out
+
+
+def test_body_longer_than_announced_is_an_integrity_error(tmp_path):
+    # 206 announcing bytes 0-99/100, then 150 bytes until the connection closes.
+    def longer(request):
+        return raw_response(206, [("Content-Range", "bytes 0-99/100"), ("Connection", "close")], FILE[:150])
+
+    with serve(longer) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+    assert result.exit_code == EXIT_INTEGRITY, result.output
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("tonebridge: error: ")
+    assert "more than the 100 bytes it announced" in result.stderr
+    assert "partial file was removed" in result.stderr
+    assert os.listdir(out) == []  # nothing installed, no .part or sidecar left
+    assert "Traceback" not in result.output
+
+
+def test_content_length_larger_than_the_body_is_retried_then_reported(tmp_path):
+    # Announces 100 bytes more than it sends, and ignores Range: every attempt restarts.
+    def shorter(request):
+        return raw_response(200, [("Content-Length", len(FILE) + 100), ("Connection", "close")], FILE)
+
+    with serve(shorter) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        started = time.monotonic()
+        result, out = run_download(tmp_path, server.base_url, home)
+        files = [r for r in server.requests if r.path == "/files/broken.nam"]
+    assert result.exit_code == EXIT_NETWORK, result.output
+    assert time.monotonic() - started < 10
+    line = result.stderr
+    assert line.count("\n") == 1
+    assert "ignored the resume request" in line
+    assert "received %d bytes, expected %d" % (len(FILE), len(FILE) + 100) in line
+    assert "broken.nam.part" in line and "run the same command again to resume" in line
+    assert not (out / "broken.nam").exists()
+    assert (out / "broken.nam.part").stat().st_size == len(FILE)
+    # the retries asked to resume from what was received
+    assert files[0].headers.get("range") is None
+    assert all(r.headers.get("range") == "bytes=%d-" % len(FILE) for r in files[1:])
+    assert 2 <= len(files) <= 5
+
+
+def test_tokens_are_sent_but_never_printed(tmp_path):
+    def longer(request):
+        return raw_response(206, [("Content-Range", "bytes 0-99/100"), ("Connection", "close")], FILE[:150])
+
+    with serve(longer) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, _ = run_download(tmp_path, server.base_url, home)
+        assert server.requests[0].headers["authorization"] == "Bearer ACCESS-SECRET"
+    assert "SECRET" not in result.output and "SECRET" not in result.stderr
+
+
+def test_target_path_and_file_names(tmp_path):
+    assert target_path(None, "a.nam") == os.path.abspath("a.nam")
+    assert target_path(str(tmp_path), "a.nam") == str(tmp_path / "a.nam")
+    assert target_path(str(tmp_path / "new") + "/", "a.nam") == str(tmp_path / "new" / "a.nam")
+    assert target_path(str(tmp_path / "b.nam"), "a.nam") == str(tmp_path / "b.nam")
+    assert safe_filename("..", 5) == "model-5"
+    assert safe_filename("a\\b.nam", 5) == "model-5"
+    assert safe_filename("clean.nam", 5) == "clean.nam"
