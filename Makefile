@@ -20,7 +20,7 @@ test: test-micropython test-python
 test-micropython: install
 	rm -rf build/mpy-test
 	$(BIN)/python -m tonebridge.mpybuild build/mpy-test shared tests/core
-	$(BIN)/micropython -X heapsize=$(MPY_HEAP) tests/core/run_micropython.py --path build/mpy-test
+	MICROPYPATH=build/mpy-test $(BIN)/micropython -X heapsize=$(MPY_HEAP) -m run_micropython --path build/mpy-test --heap $(MPY_HEAP)
 
 test-python: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -26,7 +26,6 @@ from .store import ensure_private_dir, fsync_dir, read_json, write_json
 
 INDEX_FILE = "model-index.json"
 READ_CHUNK = 64 * 1024
-MAX_RESTARTS = 3  # a server that ignores Range and keeps cutting the body: give up
 
 
 class FileConflict(ToneError):
@@ -180,27 +179,6 @@ def target_path(output, filename):
     return os.path.abspath(output)
 
 
-class BoundedPlan(DownloadPlan):
-    """A DownloadPlan that gives up when the server keeps restarting from byte 0.
-
-    The core counts a restarted body that is cut again as progress, so a server that
-    ignores Range and always cuts short would be retried forever.
-    """
-
-    max_restarts = MAX_RESTARTS
-    retries = 0  # failed attempts that were retried (for the report)
-
-    def failed(self, error):
-        if self.restarts >= self.max_restarts:
-            raise DownloadError(
-                "%s: the server ignored the resume request %d times and never sent the whole file (last error: %s)"
-                % (self.filename, self.restarts, error)
-            )
-        delay = super().failed(error)
-        self.retries += 1
-        return delay
-
-
 class PartSink:
     """Writes a download into the open .part file, reporting progress.
 
@@ -271,7 +249,7 @@ def _remove(path):
         pass
 
 
-def download(conn, ref, target, force=False, on_progress=None, max_restarts=MAX_RESTARTS):
+def download(conn, ref, target, force=False, on_progress=None):
     """Download `ref` to `target` through `<target>.part`, resuming a previous .part.
 
     Args:
@@ -295,8 +273,7 @@ def download(conn, ref, target, force=False, on_progress=None, max_restarts=MAX_
     meta = _read_sidecar(sidecar)
     resume = os.path.exists(part) and meta is not None and meta.get("url") == ref.url and meta.get("model_id") == ref.id
     resumed_from = _size(part) if resume else 0
-    plan = BoundedPlan(ref.url, ref.filename, resumed_from, meta.get("etag") if resume else None)
-    plan.max_restarts = max_restarts
+    plan = DownloadPlan(ref.url, ref.filename, resumed_from, meta.get("etag") if resume else None)
 
     def save_sidecar(etag):
         write_json(sidecar, {"model_id": ref.id, "url": ref.url, "etag": etag})

@@ -5,7 +5,7 @@
                            TokenStore, streams download bodies into a sink as they arrive
                            (reads of at most 64 KiB), and lets many threads share one
                            Client: the core's generators run under a Condition, and a
-                           caller told to WAIT sleeps on it until the refresh in flight
+                           caller told to Wait sleeps on it until the refresh in flight
                            is over.
     Connection             a Client and its driver for one API base, tokens loaded from
                            (and saved to) the store.
@@ -120,7 +120,6 @@ class HttpxDriver(Driver):
         api_base: the API the tokens belong to (recorded with them in the store).
         http: an httpx.Client to use (default: a new one without automatic redirects).
     Attributes:
-        session: the Session whose `refreshing` flag WAIT steps wait on (set by Connection).
         slept_ms: total milliseconds slept for the core (pacing, Retry-After, backoff).
     """
 
@@ -133,18 +132,7 @@ class HttpxDriver(Driver):
             headers={"user-agent": USER_AGENT},
         )
         self.lock = _SteppingCondition()
-        self.session = None
         self.slept_ms = 0
-
-    def run(self, call):
-        """Drive `call`; if it is abandoned (Ctrl-C, a BaseException), close it under the
-        lock so its `finally` blocks (e.g. clearing `session.refreshing`) run and wake
-        the other threads."""
-        try:
-            return super().run(call)
-        finally:
-            with self.lock:
-                call.close()
 
     def send(self, request):
         url = request.url
@@ -205,13 +193,9 @@ class HttpxDriver(Driver):
         finally:
             response.close()
 
-    def wait_for_refresh(self):
-        session = self.session
+    def wait_for_refresh(self, session):
         with self.lock:
-            if session is None:
-                self.lock.wait(WAIT_SLICE_S)  # re-checked by the call after any step
-            else:
-                self.lock.wait_for(lambda: not session.refreshing, WAIT_SLICE_S)
+            self.lock.wait_for(lambda: not session.refreshing, WAIT_SLICE_S)
 
     def close(self):
         self.http.close()
@@ -251,7 +235,6 @@ class Connection:
             limiter = RateLimiter()
         self.client = Client(api_base, Session(flow, tokens), monotonic_ms, limiter or None)
         self.driver = HttpxDriver(store, api_base, http)
-        self.driver.session = self.client.session
 
     @property
     def session(self):

@@ -7,7 +7,8 @@ their results; an adapter (httpx on the host, sockets on the pedal) performs the
     Sleep(ms)          wait; send back None
     Persist(tokens)    store the tokens atomically (None: delete them); send back None
     Body(...)          stream a download body into the sink; send back None
-    WAIT               another caller's refresh is in flight: wait for it; send back None
+    Wait(session)      another caller's refresh of `session` is in flight: wait until
+                       `session.refreshing` is False (or a while); send back None
 
 When a step fails, the adapter throws the exception into the generator (`gen.throw`),
 so the core decides what is retried.  `Driver.run` is that loop; adapters subclass
@@ -68,12 +69,12 @@ class Body:
         self.restart = restart
 
 
-class _Wait:
-    def __repr__(self):
-        return "WAIT"
+class Wait:
+    """Step: another caller is refreshing `session`; wait for `session.refreshing` to
+    clear (a bounded wait is fine: the call checks again)."""
 
-
-WAIT = _Wait()
+    def __init__(self, session):
+        self.session = session
 
 
 class _NoLock:
@@ -94,24 +95,33 @@ class Driver:
     lock = _NoLock()
 
     def run(self, call):
-        """Drive `call` to completion and return its result (or raise its error)."""
+        """Drive `call` to completion and return its result (or raise its error).
+
+        If the call is abandoned (KeyboardInterrupt, SystemExit or any other
+        BaseException from a step), it is closed under the lock so its `finally`
+        blocks run: a refresh in flight is released and waiting callers go on.
+        """
         value = None
         error = None
-        while True:
-            try:
-                with self.lock:
-                    if error is not None:
-                        step = call.throw(error)
-                    else:
-                        step = call.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value = None
-            error = None
-            try:
-                value = self.perform(step)
-            except Exception as exc:  # the call decides: retry, map or re-raise
-                error = exc
+        try:
+            while True:
+                try:
+                    with self.lock:
+                        if error is not None:
+                            step = call.throw(error)
+                        else:
+                            step = call.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                value = None
+                error = None
+                try:
+                    value = self.perform(step)
+                except Exception as exc:  # the call decides: retry, map or re-raise
+                    error = exc
+        finally:
+            with self.lock:
+                call.close()
 
     def perform(self, step):
         if isinstance(step, Request):
@@ -122,8 +132,8 @@ class Driver:
             return self.persist(step.tokens)
         if isinstance(step, Body):
             return self.stream_body(step)
-        if step is WAIT:
-            return self.wait_for_refresh()
+        if isinstance(step, Wait):
+            return self.wait_for_refresh(step.session)
         raise TypeError("unknown step %r" % (step,))
 
     def send(self, request):
@@ -138,7 +148,7 @@ class Driver:
     def stream_body(self, step):
         raise NotImplementedError
 
-    def wait_for_refresh(self):
+    def wait_for_refresh(self, session):
         raise ProtocolError("a refresh is in flight in another call; this driver cannot wait for it")
 
 
@@ -367,7 +377,7 @@ class Client:
             if session.tokens is None:
                 raise SignInRequired("not signed in to TONE3000")
             if session.refreshing:
-                yield WAIT
+                yield Wait(session)
                 continue
             if session.tokens.refresh_due(self.clock_ms()):
                 yield from self._refresh()
@@ -379,7 +389,7 @@ class Client:
             if session.tokens is None:
                 raise SignInRequired("not signed in to TONE3000")
             if session.refreshing:
-                yield WAIT
+                yield Wait(session)
                 continue
             if session.generation == generation:
                 yield from self._refresh()

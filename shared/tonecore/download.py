@@ -27,6 +27,7 @@ COMPLETE = "complete"  # nothing more to fetch (416 at exactly our offset)
 AGAIN = "again"  # discard this response, request again from 0
 
 MAX_FAILURES = 6  # consecutive failed attempts without any progress
+MAX_RESTARTS = 3  # 200s (Range ignored) that again fell short of the furthest offset
 BACKOFF_START_MS = 250
 BACKOFF_MAX_MS = 8000
 
@@ -87,7 +88,7 @@ class DownloadPlan:
         etag: the validator sent back as If-Range on resume.
     """
 
-    def __init__(self, url, filename=None, offset=0, etag=None, max_failures=MAX_FAILURES):
+    def __init__(self, url, filename=None, offset=0, etag=None, max_failures=MAX_FAILURES, max_restarts=MAX_RESTARTS):
         self.url = url
         self.filename = filename or url.split("?", 1)[0].rsplit("/", 1)[-1]
         self.offset = offset
@@ -95,10 +96,12 @@ class DownloadPlan:
         self.etag = etag
         self.total = None
         self.max_failures = max_failures
-        self.failures = 0
+        self.max_restarts = max_restarts
+        self.failures = 0  # failed attempts in a row without progress
+        self.retries = 0  # failed attempts retried, in all
         self.restarts = 0
         self._end = None  # offset at which this response's body must end, when announced
-        self._progress_mark = offset
+        self._progress_mark = offset  # high-water mark: a restart must pass it to count
         self._hash = sha256()
         self._check = FormatCheck(self.filename)
 
@@ -197,16 +200,24 @@ class DownloadPlan:
         Returns:
             milliseconds to wait before trying again (from `offset`).
         Raises:
-            DownloadError: too many attempts in a row without progress.
+            DownloadError: too many attempts in a row without progress.  Progress means
+                passing the furthest offset ever reached, so a server that ignores
+                Range and cuts every body short is given up on, not retried forever.
         """
         if self.offset > self._progress_mark:
             self.failures = 0
             self._progress_mark = self.offset
+        elif self.restarts >= self.max_restarts:
+            raise DownloadError(
+                "%s: the server ignored the resume request %d times and never sent the whole file (last error: %s)"
+                % (self.filename, self.restarts, error)
+            )
         self.failures += 1
         if self.failures > self.max_failures:
             raise DownloadError(
                 "%s: gave up after %d attempts without progress (last error: %s)" % (self.filename, self.failures - 1, error)
             )
+        self.retries += 1
         delay = BACKOFF_START_MS << (self.failures - 1)
         return delay if delay < BACKOFF_MAX_MS else BACKOFF_MAX_MS
 
@@ -234,7 +245,6 @@ class DownloadPlan:
         self.offset = 0
         self.total = None
         self._end = None
-        self._progress_mark = 0
         self._hash = sha256()
         self._check.reset()
 

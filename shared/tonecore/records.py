@@ -8,6 +8,7 @@ whether we recognise it), so a new platform on the service never breaks a listin
 
 from .compat import is_int
 from .errors import ProtocolError
+from .urls import unquote
 
 GEARS = ("amp", "full-rig", "pedal", "outboard", "ir")
 PLATFORMS = ("nam", "ir", "aida-x", "aa-snapshot", "proteus")
@@ -210,10 +211,20 @@ class Model(Record):
 
     @property
     def filename(self):
-        """The file name at the end of model_url (without query), e.g. 'clean.nam'."""
-        tail = self.model_url.split("?", 1)[0].rstrip("/")
+        """The file name at the end of model_url (no query, %XX decoded), e.g. 'clean.nam'.
+
+        Never contains a path separator; falls back to 'model-<id>'.
+        """
+        tail = self.model_url.split("?", 1)[0].split("#", 1)[0].rstrip("/")
         name = tail[tail.rfind("/") + 1 :]
-        return name or ("model-%d" % self.id)
+        try:
+            name = unquote(name)
+        except ValueError:  # not UTF-8 once decoded: keep the escaped form
+            pass
+        name = name.replace("/", "_").replace("\\", "_").strip()
+        if name in ("", ".", ".."):
+            return "model-%d" % self.id
+        return name
 
     def to_json(self):
         return {

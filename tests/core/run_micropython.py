@@ -1,15 +1,19 @@
 """Run tests/core under MicroPython, from modules compiled with mpy-cross:
 
     python -m tonebridge.mpybuild build/mpy-test shared tests/core
-    micropython -X heapsize=128k tests/core/run_micropython.py --path build/mpy-test
+    MICROPYPATH=build/mpy-test micropython -X heapsize=128k -m run_micropython \
+        --path build/mpy-test --heap 128k
 
-(`make test-micropython` does both.)  Without --path it imports the sources, which
-needs a bigger heap: compiling source on the device heap is what a pedal never does.
+(`make test-micropython` does both.)  The runner itself runs compiled too: on a pedal
+the code is frozen or precompiled, never compiled on the device heap.  Started as
+`micropython tests/core/run_micropython.py` without --path it imports the sources,
+which needs a bigger heap.
 
-Imports every test_*.py module, runs each TestCase's test_* methods and
-prints one line per failure and a closing `micropython: N passed, N failed` line.
-Exit status 1 when anything failed.  Options: -v (name every test), a module name
-or name prefix to run only those.
+Runs every test_*.py module in its own interpreter (same heap size, --heap, default
+128k), each TestCase's test_* methods, and prints one line per failure and a closing
+`micropython: N passed, N failed` line.  Exit status 1 when anything failed.
+Options: -v (name every test, heap left in use per module), a module name or name
+prefix to run only those.
 """
 
 import gc
@@ -73,33 +77,81 @@ def run_case(cls, verbose, counts):
         gc.collect()
 
 
+def option(argv, name, default=None):
+    return argv[argv.index(name) + 1] if name in argv else default
+
+
+def run_module(mod_name, verbose, counts):
+    try:
+        module = __import__(mod_name)
+    except Exception as exc:  # noqa: BLE001
+        counts[1] += 1
+        print("FAIL import", mod_name)
+        sys.print_exception(exc)
+        return
+    for attr in sorted(dir(module)):
+        obj = getattr(module, attr)
+        if isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj is not unittest.TestCase:
+            run_case(obj, verbose, counts)
+    gc.collect()
+    if verbose:
+        print("%s: heap in use after collection %d bytes" % (mod_name, gc.mem_alloc()))
+
+
+def run_isolated(argv, modules, verbose):
+    """Each module in a fresh interpreter with the same heap: a test module's leftovers
+    (fragmentation included) never decide whether the next one fits, as on a board
+    that boots for each job."""
+    heap = option(argv, "--heap", "128k")
+    where = option(argv, "--path")
+    tally = "/tmp/tonebridge-mp-tally-%d" % (int.from_bytes(os.urandom(4), "little"))
+    counts = [0, 0, 0]
+    try:
+        for mod_name in modules:
+            if where:  # the compiled runner, as the parent was started
+                launch = "MICROPYPATH=%s %s -X heapsize=%s -m run_micropython --path %s" % (
+                    where, sys.executable, heap, where)
+            else:
+                launch = "%s -X heapsize=%s %s" % (sys.executable, heap, __file__)
+            command = "%s --one %s --tally %s%s" % (launch, mod_name, tally, " -v" if verbose else "")
+            status = os.system(command)
+            try:
+                with open(tally) as f:
+                    numbers = [int(n) for n in f.read().split()]
+                os.remove(tally)
+            except (OSError, ValueError):
+                numbers = None
+            if numbers is None or len(numbers) != 3:
+                counts[1] += 1
+                print("FAIL %s: the interpreter died (status %d)" % (mod_name, status))
+                continue
+            for i in range(3):
+                counts[i] += numbers[i]
+    finally:
+        try:
+            os.remove(tally)
+        except OSError:
+            pass
+    return counts
+
+
 def main(argv):
     where = setup_path(argv)
     import unittest as shim  # the shim: the unix port has no unittest
 
     globals()["unittest"] = shim
     verbose = "-v" in argv
-    args = [a for i, a in enumerate(argv) if not (a == "--path" or (i and argv[i - 1] == "--path"))]
+    values = ("--path", "--heap", "--one", "--tally")
+    args = [a for i, a in enumerate(argv) if not (a in values or (i and argv[i - 1] in values))]
     only = [a for a in args if not a.startswith("-")]
-    counts = [0, 0, 0]  # passed, failed, skipped
-    peak = 0
-    for mod_name in test_modules(where, only):
-        try:
-            module = __import__(mod_name)
-        except Exception as exc:  # noqa: BLE001
-            counts[1] += 1
-            print("FAIL import", mod_name)
-            sys.print_exception(exc)
-            continue
-        for attr in sorted(dir(module)):
-            obj = getattr(module, attr)
-            if isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj is not unittest.TestCase:
-                run_case(obj, verbose, counts)
-        del sys.modules[mod_name]
-        gc.collect()
-        peak = max(peak, gc.mem_alloc())
-    if verbose:
-        print("heap in use after collection, worst module: %d bytes" % peak)
+    one = option(argv, "--one")
+    if one:
+        counts = [0, 0, 0]
+        run_module(one, verbose, counts)
+        with open(option(argv, "--tally"), "w") as f:
+            f.write("%d %d %d" % tuple(counts))
+        return 0
+    counts = run_isolated(argv, test_modules(where, only), verbose)
     line = "micropython: %d passed, %d failed" % (counts[0], counts[1])
     if counts[2]:
         line += ", %d skipped" % counts[2]

@@ -127,7 +127,7 @@ class PlanTest(unittest.TestCase):
 class ClientDownloadTest(unittest.TestCase):
     def setUp(self):
         self.clock, self.api, self.client, self.driver = signed_in()
-        self.data = model_bytes(5000)
+        self.data = model_bytes(3000)  # small: the 128k MicroPython heap is fragmented after imports
         self.api.files["/files/m.nam"] = self.data
 
     def run_download(self, offset=0, sink=None):
@@ -153,19 +153,38 @@ class ClientDownloadTest(unittest.TestCase):
         self.assertEqual(sink.truncations, 0)
 
     def test_resumes_from_a_previous_runs_part(self):
-        sink = MemorySink(memoryview(self.data)[:4321])
-        sha, sink, plan = self.run_download(offset=4321, sink=sink)
+        sink = MemorySink(memoryview(self.data)[:2321])
+        sha, sink, plan = self.run_download(offset=2321, sink=sink)
         self.assertEqual(sha, digest(self.data))
         self.assertEqual(sink.digest(), digest(self.data))
 
     def test_server_without_range_support_restarts(self):
         self.api.range_support = False
-        self.api.cuts = [2500]
+        self.api.cuts = [1500]
         sha, sink, plan = self.run_download()
         self.assertEqual(sink.digest(), digest(self.data))
         self.assertEqual(sink.truncations, 1)
         self.assertEqual(plan.restarts, 1)
         self.assertEqual(sha, digest(self.data))
+
+    def test_server_ignoring_range_and_cutting_every_body_gives_up(self):
+        # Without a high-water mark each restart looked like progress: an endless loop.
+        self.api.range_support = False
+        self.api.cuts = [1500] * 50
+        with self.assertRaises(DownloadError) as ctx:
+            self.run_download()
+        self.assertIn("ignored the resume request", str(ctx.exception))
+        sends = [e for e in self.driver.events if e[0] == "send" and e[1] == "/files/m.nam"]
+        self.assertEqual(len(sends), 1 + 3)  # the first try, then MAX_RESTARTS restarts
+        self.assertEqual(self.driver.slept, [250, 500, 1000])
+
+    def test_no_range_server_with_cuts_that_move_on_still_finishes(self):
+        self.api.range_support = False
+        self.api.cuts = [600, 1200, 1800, 2400]
+        sha, sink, plan = self.run_download()
+        self.assertEqual(sha, digest(self.data))
+        self.assertEqual(sink.digest(), digest(self.data))
+        self.assertEqual((plan.restarts, plan.retries), (4, 4))
 
     def test_already_complete_part(self):
         sink = MemorySink(self.data)

@@ -74,6 +74,16 @@ class ModelTest(unittest.TestCase):
         m = Model({"id": 7, "name": "Clean", "model_url": "https://x/api/v1/models/7/download/clean.nam?t=1", "size": "nano", "tone_id": 42})
         self.assertEqual((m.filename, m.size, m.is_known_size), ("clean.nam", "nano", True))
 
+    def test_filename_is_decoded_and_never_a_path(self):
+        def name(url):
+            return Model({"id": 9, "name": "x", "model_url": url}).filename
+
+        self.assertEqual(name("https://x/files/Deluxe%20Clean%20%231.nam"), "Deluxe Clean #1.nam")
+        self.assertEqual(name("https://x/files/a%2Fb.nam#frag"), "a_b.nam")
+        self.assertEqual(name("https://x/files/%2E%2E"), "model-9")
+        self.assertEqual(name("https://x/files/"), "files")
+        self.assertEqual(name("https://x/files/bad%FF.nam"), "bad%FF.nam")
+
     def test_model_needs_url(self):
         with self.assertRaises(ProtocolError):
             Model({"id": 7, "name": "x"})
