@@ -37,20 +37,22 @@ def _required(data, name, kind, what):
         raise ProtocolError("%s field %s should be %s, got %r" % (what, name, kind, value))
 
 
-def _field(name, kind, names=None):
-    """A read-only property for raw[name] (or the first of `names` present) when it is
-    of `kind`, else None.  Properties live on the class, so records cost no more heap
-    than the JSON they wrap (a dict per instance costs ~700 bytes on MicroPython)."""
-    names = names or (name,)
-
-    def get(self):
-        for key in names:
-            value = self.raw.get(key)
-            if _is_kind(value, kind):
-                return value
-        return None
-
-    return property(get)
+def _lookup(record, name):
+    """raw[name] (or the first of its alternative names present) when it has the field's
+    kind, else None; AttributeError for names that are not fields."""
+    spec = type(record).FIELDS.get(name)
+    if spec is None:
+        raise AttributeError(name)
+    if isinstance(spec, tuple):
+        kind, names = spec
+    else:
+        kind, names = spec, (name,)
+    raw = record.raw
+    for key in names:
+        value = raw.get(key)
+        if _is_kind(value, kind):
+            return value
+    return None
 
 
 def _obj(data, what):
@@ -68,10 +70,21 @@ def _names(values):
 
 
 class Record:
-    """A validated view of one JSON object; `raw` is the object itself."""
+    """A validated view of one JSON object; `raw` is the object itself.
+
+    Plain fields are read through `__getattr__` from the class's FIELDS table
+    (name -> kind, or (kind, names to try)): one small dict per class instead of a
+    property per field, so the module costs little heap on MicroPython, and a record
+    costs no more than the JSON it wraps.
+    """
+
+    FIELDS = {}
 
     def __init__(self, data, what):
         self.raw = _obj(data, what)
+
+    def __getattr__(self, name):
+        return _lookup(self, name)
 
     def __repr__(self):
         return "<%s %r>" % (type(self).__name__, self.raw.get("id"))
@@ -85,10 +98,7 @@ class EmbeddedUser(Record):
         _required(self.raw, "id", "str", what)
         _required(self.raw, "username", "str", what)
 
-    id = _field("id", "str")
-    username = _field("username", "str")
-    avatar_url = _field("avatar_url", "str")
-    url = _field("url", "str")
+    FIELDS = {"id": "str", "username": "str", "avatar_url": "str", "url": "str"}
 
 
 class User(EmbeddedUser):
@@ -97,9 +107,8 @@ class User(EmbeddedUser):
     def __init__(self, data):
         super().__init__(data, "user")
 
-    bio = _field("bio", "str")
-    created_at = _field("created_at", "str")
-    updated_at = _field("updated_at", "str")
+    FIELDS = {"id": "str", "username": "str", "avatar_url": "str", "url": "str", "bio": "str",
+              "created_at": "str", "updated_at": "str"}
 
     @property
     def links(self):
@@ -126,21 +135,14 @@ class Tone(Record):
         _required(self.raw, "id", "int", "tone")
         _required(self.raw, "title", "str", "tone")
 
-    id = _field("id", "int")
-    title = _field("title", "str")
-    user_id = _field("user_id", "str")
-    created_at = _field("created_at", "str")
-    updated_at = _field("updated_at", "str")
-    description = _field("description", "str")
-    gear = _field("gear", "str")
-    is_public = _field("is_public", "bool")
-    # The current service renamed `platform` to `format`: accept either.
-    platform = _field("platform", "str", ("platform", "format"))
-    license = _field("license", "str")
-    models_count = _field("models_count", "int")
-    downloads_count = _field("downloads_count", "int")
-    favorites_count = _field("favorites_count", "int")
-    url = _field("url", "str")
+    FIELDS = {
+        "id": "int", "title": "str", "user_id": "str", "created_at": "str", "updated_at": "str",
+        "description": "str", "gear": "str", "is_public": "bool",
+        # The current service renamed `platform` to `format`: accept either.
+        "platform": ("str", ("platform", "format")),
+        "license": "str", "models_count": "int", "downloads_count": "int", "favorites_count": "int",
+        "url": "str",
+    }
 
     @property
     def user(self):
@@ -196,14 +198,10 @@ class Model(Record):
         _required(self.raw, "name", "str", "model")
         _required(self.raw, "model_url", "str", "model")
 
-    id = _field("id", "int")
-    name = _field("name", "str")
-    model_url = _field("model_url", "str")
-    tone_id = _field("tone_id", "int")
-    size = _field("size", "str")
-    user_id = _field("user_id", "str")
-    created_at = _field("created_at", "str")
-    updated_at = _field("updated_at", "str")
+    FIELDS = {
+        "id": "int", "name": "str", "model_url": "str", "tone_id": "int", "size": "str",
+        "user_id": "str", "created_at": "str", "updated_at": "str",
+    }
 
     @property
     def is_known_size(self):
