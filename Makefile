@@ -31,7 +31,7 @@ demo: install
 
 ## bench: throughput and memory numbers as JSON (not part of `make test`)
 bench: install
-	$(BIN)/python -m tests.bench.run
+	@$(BIN)/python -m tests.bench.run
 
 clean:
 	rm -rf build .pytest_cache demo-out bench-results.json

@@ -31,7 +31,7 @@ TONE_KEYS = {"id", "user_id", "user", "created_at", "updated_at", "title", "desc
 MODEL_KEYS = {"id", "created_at", "updated_at", "user_id", "model_url", "name", "size", "tone_id"}
 PAGE_KEYS = {"data", "page", "pageSize", "total", "totalPages"}
 RUNTIME_DEFAULTS = {f.name: f.default for f in dataclasses.fields(EmulatorConfig)
-                    if f.name not in ("host", "port", "storage_port", "seed", "cut_queue")}
+                    if f.name not in ("host", "port", "storage_port", "seed", "bench_files", "cut_queue")}
 
 
 # -- fixtures and helpers ---------------------------------------------------------------
@@ -451,6 +451,23 @@ def test_multi_megabyte_files_for_demo(emu, demo):
         for chunk in reply.iter_bytes():
             digest.update(chunk)
     assert digest.hexdigest() == info(emu.base_url, big["id"])["sha256"]
+
+
+def test_bench_files_only_when_asked_and_valid():
+    plain, bench = Catalogue(3000), Catalogue(3000, bench_files=True)
+    assert 90 not in plain.tones and set(bench.models) - set(plain.models) == {1084, 1085}
+    for tone_id, tone in plain.tones.items():  # the default catalogue is unchanged
+        assert [m.to_json("") for m in bench.tones[tone_id].models] == [m.to_json("") for m in tone.models]
+    tone = bench.tones[90]
+    assert bench.can_download(bench.demo.id, tone) and not tone.is_public
+    files = FileStore(bench)
+    sizes = []
+    for model in tone.models:
+        data = files.get(model).data
+        with wave.open(io.BytesIO(data)) as wav:
+            assert wav.getnframes() * wav.getsampwidth() == len(data) - 44
+        sizes.append(len(data))
+    assert 2_000_000 < sizes[0] < 2_200_000 and 20_000_000 < sizes[1] < 22_000_000
 
 
 def _nano(base, tokens):

@@ -184,6 +184,13 @@ TONES = [
      [M("Ch3 Gain 2pm (LSTM)", "custom", arch="LSTM", hidden=32, layers=2), M("Ch3 Gain 2pm")]),
 ]
 
+# With --bench-files: a private tone of demo's holding long IRs (a noise tail repeated),
+# sized for throughput and memory benchmarks.  Not part of the default catalogue.
+BENCH_TONE = (90, "demo_player", "bench", "Benchmark IRs (long tails)", "ir", "ir", "cco",
+              ["tonebridge"], ["benchmark"], False,
+              [M("Tail 2 MB", samples=24000, bits=24, repeat=29),
+               M("Tail 20 MB", samples=24000, bits=24, repeat=291)])
+
 # demo's favorites, most recently favorited first (the listing's order).
 DEMO_FAVORITES = [3, 8, 5, 10, 4, 11, 12, 6, 16, 7, 13, 17, 14, 18]
 DESCRIPTIONS = [
@@ -318,7 +325,7 @@ class Catalogue:
         demo: the User of demo@example.com.
     """
 
-    def __init__(self, seed):
+    def __init__(self, seed, bench_files=False):
         self.seed = seed
         rng = random.Random("catalogue:%d" % seed)
         self.users = {}
@@ -340,6 +347,8 @@ class Catalogue:
             tone = self._add_tone(rng, row, moment, next_model)
             next_model += len(tone.models)
         self.favorites[self.demo.id] = self._favorite_times(rng, DEMO_FAVORITES)
+        if bench_files:  # after everything else: the default catalogue stays byte-identical
+            self._add_tone(rng, BENCH_TONE, moment + datetime.timedelta(days=1), next_model)
 
     def _add_user(self, rng, username, email, bio, avatar, created):
         user = User(

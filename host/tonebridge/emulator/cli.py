@@ -33,8 +33,9 @@ from .config import EmulatorConfig
 @click.option("--fail-5xx", default=0, type=click.IntRange(0), show_default=True,
               help="Answer the next N requests with 503.")
 @click.option("--seed", default=EmulatorConfig.seed, type=int, show_default=True, help="Catalogue seed.")
+@click.option("--bench-files", is_flag=True, help="Add demo's tone 90 with ~2 MB and ~20 MB IRs (for benchmarks).")
 def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate, rate_limit, no_range,
-                     storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed):
+                     storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed, bench_files):
     """Run a local TONE3000 API v1 emulator (prints its base URL first).
 
     Sign in as demo@example.com for tones and favorites; any other email is a new,
@@ -42,7 +43,8 @@ def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate
     """
     from .server import EmulatorServer  # uvicorn is only needed when serving
 
-    config = EmulatorConfig(host=host, port=port, storage_port=storage_port, seed=seed, token_ttl=token_ttl,
+    config = EmulatorConfig(host=host, port=port, storage_port=storage_port, seed=seed, bench_files=bench_files,
+                            token_ttl=token_ttl,
                             refresh_ttl=refresh_ttl, rotate_refresh=not no_rotate, rate_limit=rate_limit,
                             range_support=not no_range, storage_redirect=storage_redirect, chunked=chunked,
                             cut_after=cut_after, delay_ms=delay_ms, fail_5xx=fail_5xx)

@@ -21,6 +21,7 @@ class EmulatorConfig:
         host, port: where the API origin listens (port 0: any free port).
         storage_port: where the storage origin (presigned downloads) listens.
         seed: seeds the catalogue (dates, counts, ids of users, file contents).
+        bench_files: add demo's private tone 90 with ~2 MB and ~20 MB IRs (`make bench`).
         token_ttl: lifetime of access tokens (`expires_in`).
         refresh_ttl: lifetime of refresh tokens.
         rotate_refresh: a refresh returns a new refresh token and revokes the old one
@@ -49,6 +50,7 @@ class EmulatorConfig:
     port: int = 0
     storage_port: int = 0
     seed: int = DEFAULT_SEED
+    bench_files: bool = False
     token_ttl: int = 3600
     refresh_ttl: int = THIRTY_DAYS
     rotate_refresh: bool = True
@@ -100,7 +102,7 @@ class EmulatorConfig:
         return self.cut_after
 
 
-STARTUP_ONLY = ("host", "port", "storage_port", "seed")
+STARTUP_ONLY = ("host", "port", "storage_port", "seed", "bench_files")
 _FIELDS = {f.name: f for f in dataclasses.fields(EmulatorConfig)}
 _OPTIONAL_INT = ("retry_after", "cut_after")
 _POSITIVE = ("token_ttl", "refresh_ttl", "rate_window", "presign_ttl", "code_ttl", "api_key_ttl",

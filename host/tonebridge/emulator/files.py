@@ -248,7 +248,8 @@ def snapshot_file(rng, model, tone):
 # -- impulse responses --------------------------------------------------------------
 
 def ir_wav(rng, params):
-    """A mono 48 kHz PCM WAV: an impulse followed by exponentially decaying noise."""
+    """A mono 48 kHz PCM WAV: an impulse followed by exponentially decaying noise
+    (params: ms or samples, bits; `repeat` N: the samples N times over, for big files)."""
     bits = params.get("bits", 24)
     count = params.get("samples") or int(SAMPLE_RATE * params.get("ms", 200) / 1000)
     count += count % 2  # keep the data chunk even: no pad byte
@@ -269,6 +270,7 @@ def ir_wav(rng, params):
         for k in range(3):
             data[k::3] = raw[k::4]
         data = bytes(data)
+    data *= params.get("repeat", 1)
     block = bits // 8
     header = b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
     header += b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * block, block, bits)

@@ -39,7 +39,7 @@ class EmulatorState:
         self.base_url = base_url
         self.storage_url = storage_url
         self.out = out
-        self.catalogue = Catalogue(self.config.seed)
+        self.catalogue = Catalogue(self.config.seed, self.config.bench_files)
         self.files = FileStore(self.catalogue)
         self.sessions = Sessions(self.config, self.now)
         self.limiter = RateLimiter()
