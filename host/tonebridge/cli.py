@@ -39,7 +39,7 @@ from tonecore.errors import (
 )
 from tonecore.urls import split_url
 
-from . import downloads, login as login_flow, output
+from . import downloads, output
 from .downloads import Interrupted
 from .store import TokenStore, config_home
 from .transport import Connection
@@ -256,6 +256,8 @@ def login(ctx, no_browser, paste, timeout_s, qr):
 
     def connect(redirect_url):
         return Connection(api, store, redirect_url, load_tokens=False)
+
+    from . import login as login_flow  # the listener, QR code and browser: only for login
 
     try:
         if paste:

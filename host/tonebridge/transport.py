@@ -15,8 +15,11 @@ UsageError for a malformed URL); nothing above this module sees httpx exceptions
 Messages never contain header values or query strings (they may hold secrets).
 """
 
+import http.client
+import socket
 import threading
 import time
+import urllib.request
 
 import httpx
 
@@ -33,6 +36,7 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 30.0
 USER_AGENT = "tonebridge/%s" % __version__
 WAIT_SLICE_S = 1.0  # a waiter re-checks at least this often (robust to a lost notify)
+BODY_BUFFER = 256 * 1024  # download bodies are read into one buffer of this size
 
 
 def monotonic_ms():
@@ -104,6 +108,70 @@ class HttpxResponse(Response):
         self.raw.close()
 
 
+class DirectResponse(Response):
+    """A streamed download over http.client, read with `readinto` into our buffer.
+
+    httpx (h11) parses a body 64 KiB at a time in Python; for the large model files
+    this reads straight from the socket into one preallocated buffer instead, about
+    twice as fast on a fast link (`make bench`).  Used for streamed GETs when no proxy
+    applies; everything else goes through httpx.
+    """
+
+    def __init__(self, conn, raw, url):
+        headers = {}
+        for name, value in raw.getheaders():
+            name = name.lower()
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        super().__init__(raw.status, headers, None, url)
+        self.conn = conn
+        self.raw = raw
+        self.received = 0
+
+    def readinto(self, buffer):
+        """Bytes read into `buffer` (0 at the end of the body).
+
+        Raises:
+            TransportError: the connection broke or stalled.
+        """
+        try:
+            count = self.raw.readinto(buffer)
+        except http.client.IncompleteRead:
+            length = self.header("content-length")
+            expected = (", expected %s" % length.strip()) if length else ""
+            raise TransportError("the connection to %s broke: the server closed it early: received %d bytes%s"
+                                 % (origin_of(self.url), self.received, expected)) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise direct_error(exc, self.url, connected=True) from None
+        self.received += count
+        return count
+
+    def close(self):
+        self.conn.close()
+
+
+def direct_error(exc, url, connected):
+    """The tonecore error for an http.client/socket exception."""
+    where = origin_of(url)
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        if not connected:
+            return TransportError("cannot reach %s: timed out after %d s" % (where, CONNECT_TIMEOUT_S))
+        return TransportError("%s stopped answering (no data for %d s)" % (where, READ_TIMEOUT_S))
+    if not connected:
+        return TransportError("cannot reach %s: %s" % (where, _reason(exc)))
+    return TransportError("the connection to %s broke: %s" % (where, _reason(exc)))
+
+
+def _no_proxy_for(url):
+    """True when no proxy setting applies to `url` (then http.client may go direct)."""
+    proxies = urllib.request.getproxies()
+    if not proxies:
+        return True
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in proxies and "all" not in proxies:
+        return True
+    return bool(urllib.request.proxy_bypass(split_url(url).netloc))
+
+
 class _SteppingCondition(threading.Condition):
     """A Condition whose every release (after a generator step) wakes the waiters."""
 
@@ -133,9 +201,13 @@ class HttpxDriver(Driver):
         )
         self.lock = _SteppingCondition()
         self.slept_ms = 0
+        self.direct = http is None  # a caller's own httpx.Client (tests, proxies) is always used
+        self._ssl = None
 
     def send(self, request):
         url = request.url
+        if request.stream and request.method == "GET" and self.direct and _no_proxy_for(url):
+            return self._send_direct(request)
         try:
             built = self.http.build_request(request.method, url, headers=request.headers, content=request.body)
             raw = self.http.send(built, stream=True)
@@ -150,6 +222,33 @@ class HttpxDriver(Driver):
         finally:
             raw.close()
         return HttpxResponse(raw, body, url)
+
+    def _send_direct(self, request):
+        """Open a streamed GET with http.client; the body is read by `stream_body`."""
+        url = request.url
+        parts = split_url(url)  # UsageError for anything but an absolute http(s) URL
+        if parts.scheme == "https":
+            with self.lock:
+                if self._ssl is None:
+                    self._ssl = httpx.create_ssl_context()  # the same trust store as httpx
+            conn = http.client.HTTPSConnection(parts.host, parts.port, timeout=CONNECT_TIMEOUT_S, context=self._ssl)
+        else:
+            conn = http.client.HTTPConnection(parts.host, parts.port, timeout=CONNECT_TIMEOUT_S)
+        headers = {"user-agent": USER_AGENT, "connection": "close"}
+        headers.update(request.headers)
+        try:
+            conn.connect()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise direct_error(exc, url, connected=False) from None
+        try:
+            conn.sock.settimeout(READ_TIMEOUT_S)
+            conn.request("GET", parts.target, headers=headers)
+            raw = conn.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise direct_error(exc, url, connected=True) from None
+        return DirectResponse(conn, raw, url)
 
     def sleep_ms(self, ms):
         if ms > 0:
@@ -175,6 +274,9 @@ class HttpxDriver(Driver):
         try:
             if step.restart:
                 _empty(sink)
+            if isinstance(response, DirectResponse):
+                self._copy_direct(response, sink, step.plan)
+                return
             # No chunk_size: httpx would hold back up to a chunk and lose it on a cut.
             # Each read is at most httpcore's 64 KiB, so memory stays bounded anyway.
             chunks = response.raw.iter_raw()
@@ -192,6 +294,18 @@ class HttpxDriver(Driver):
             step.plan.body_ended()
         finally:
             response.close()
+
+    def _copy_direct(self, response, sink, plan):
+        """Body -> sink through one reused buffer; the plan sees every byte in order."""
+        view = memoryview(bytearray(BODY_BUFFER))  # per body: threads may download at once
+        while True:
+            count = response.readinto(view)
+            if not count:
+                break
+            chunk = view[:count]
+            sink.write(chunk)  # a failing sink (disk full) raises its own OSError
+            plan.feed(chunk)
+        plan.body_ended()
 
     def wait_for_refresh(self, session):
         with self.lock:

@@ -83,7 +83,7 @@ def test_content_length_larger_than_the_body_is_retried_then_reported(tmp_path):
     line = result.stderr
     assert line.count("\n") == 1
     assert "ignored the resume request" in line
-    assert "received %d bytes, expected %d" % (len(FILE), len(FILE) + 100) in line
+    assert "the connection ended at byte %d of %d" % (len(FILE), len(FILE) + 100) in line
     assert "broken.nam.part" in line and "run the same command again to resume" in line
     assert not (out / "broken.nam").exists()
     assert (out / "broken.nam.part").stat().st_size == len(FILE)
