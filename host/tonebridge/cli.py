@@ -35,6 +35,7 @@ from tonecore.errors import (
     SignInRequired,
     ToneError,
     TransportError,
+    TrustError,
     UsageError,
 )
 from tonecore.urls import split_url
@@ -71,7 +72,7 @@ def exit_code(error):
         return EXIT_SIGN_IN
     if isinstance(error, IntegrityError):
         return EXIT_INTEGRITY
-    if isinstance(error, (TransportError, DownloadError)):
+    if isinstance(error, (TransportError, TrustError, DownloadError)):
         return EXIT_NETWORK
     if isinstance(error, (ApiError, ProtocolError, RedirectError)):
         return EXIT_API

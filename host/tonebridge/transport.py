@@ -17,6 +17,7 @@ Messages never contain header values or query strings (they may hold secrets).
 
 import http.client
 import socket
+import ssl
 import threading
 import time
 import urllib.request
@@ -26,7 +27,7 @@ import httpx
 from tonebridge import __version__
 from tonecore.auth import OtpSignIn
 from tonecore.client import Client, Driver
-from tonecore.errors import TransportError, UsageError
+from tonecore.errors import TransportError, TrustError, UsageError
 from tonecore.http import Response
 from tonecore.ratelimit import RateLimiter
 from tonecore.session import Session
@@ -71,9 +72,28 @@ def _reason(exc):
     return text[:1].lower() + text[1:]
 
 
+def _certificate_problem(exc):
+    """The ssl certificate error behind `exc` (raised or chained), or None."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, (ssl.SSLCertVerificationError, ssl.CertificateError)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def trust_error(problem, url):
+    reason = getattr(problem, "verify_message", None) or _reason(problem)
+    return TrustError("refusing %s: its TLS certificate did not verify (%s)" % (origin_of(url), reason))
+
+
 def transport_error(exc, url):
     """The tonecore error for an httpx/OS exception raised while talking to `url`."""
     where = origin_of(url)
+    problem = _certificate_problem(exc)
+    if problem is not None:
+        return trust_error(problem, url)
     if isinstance(exc, httpx.InvalidURL):
         return UsageError("bad URL %s: %s" % (redact(url), _reason(exc)))
     if isinstance(exc, httpx.UnsupportedProtocol):
@@ -152,6 +172,9 @@ class DirectResponse(Response):
 def direct_error(exc, url, connected):
     """The tonecore error for an http.client/socket exception."""
     where = origin_of(url)
+    problem = _certificate_problem(exc)
+    if problem is not None:
+        return trust_error(problem, url)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         if not connected:
             return TransportError("cannot reach %s: timed out after %d s" % (where, CONNECT_TIMEOUT_S))

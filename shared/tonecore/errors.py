@@ -3,6 +3,8 @@
     ToneError                  base of everything tonecore raises
     +-- UsageError             bad input from the caller (bad URL, bad argument)
     +-- TransportError         the network failed (adapters map their own errors here)
+    +-- TrustError             the server's TLS certificate or host name did not verify
+                               (never retried: not a network hiccup)
     +-- ProtocolError          a reply that makes no sense (bad JSON, bad Content-Range)
     +-- RedirectError          too many redirects, https->http, redirect without Location
     +-- SignInError            the sign-in callback carried an error or no credentials,
@@ -16,8 +18,8 @@
     +-- DownloadError          a download could not be completed
         +-- IntegrityError     the bytes are wrong: length, hash or format
 
-Lower-layer errors (socket, TLS, httpx) are mapped to TransportError once, at the
-adapter boundary; nothing above the adapters sees them.
+Lower-layer errors (socket, TLS, httpx) are mapped to TransportError (or TrustError)
+once, at the adapter boundary; nothing above the adapters sees them.
 """
 
 
@@ -38,6 +40,10 @@ class UsageError(ToneError):
 
 class TransportError(ToneError):
     """The connection failed: refused, reset, timed out, cut mid-body."""
+
+
+class TrustError(ToneError):
+    """The server could not prove who it is: untrusted certificate or wrong host name."""
 
 
 class ProtocolError(ToneError):

@@ -104,19 +104,22 @@ class RawServer:
     Args:
         respond: function(RawRequest) -> bytes, the raw response to send (status
             line, headers, body); the connection is closed after it.
+        tls: a server-side ssl.SSLContext to speak https (base_url then names `host`).
+        host: the name in base_url (the socket listens on 127.0.0.1 either way).
     Attributes:
-        base_url: "http://127.0.0.1:<port>".
+        base_url: "http://127.0.0.1:<port>" (or https://<host>:<port>).
         requests: every RawRequest received.
     """
 
-    def __init__(self, respond):
+    def __init__(self, respond, tls=None, host="127.0.0.1"):
         self.respond = respond
+        self.tls = tls
         self.requests = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
-        self.base_url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.base_url = "%s://%s:%d" % ("https" if tls else "http", host, self.sock.getsockname()[1])
         self._stop = False
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
@@ -147,6 +150,8 @@ class RawServer:
             conn.settimeout(5)
             data = b""
             try:
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
                 while b"\r\n\r\n" not in data:
                     chunk = conn.recv(65536)
                     if not chunk:

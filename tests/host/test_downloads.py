@@ -2,7 +2,10 @@
 
 import json
 import os
+import ssl
 import time
+
+import pytest
 
 from click.testing import CliRunner
 from signin_helpers import RawServer, raw_response
@@ -18,7 +21,7 @@ TONE_ID = 1
 FILE = b'{"version": "0.5.4", "architecture": "WaveNet", "weights": [' + b"0.125, " * 40 + b"1.0]}"
 
 
-def serve(file_response):
+def serve(file_response, **tls):
     """A RawServer with /api/v1/models?toneId=1 listing one model whose file is broken."""
 
     def respond(request):
@@ -31,7 +34,7 @@ def serve(file_response):
             return file_response(request)
         return raw_response(404, [("Content-Length", 0)])
 
-    server = RawServer(respond)
+    server = RawServer(respond, **tls)
     return server
 
 
@@ -112,3 +115,63 @@ def test_target_path_and_file_names(tmp_path):
     assert safe_filename("..", 5) == "model-5"
     assert safe_filename("a\\b.nam", 5) == "model-5"
     assert safe_filename("clean.nam", 5) == "clean.nam"
+
+
+# -- https: downloads go through http.client (readinto), listings through httpx ---------
+
+def good_file(request):
+    return raw_response(200, [("Content-Length", len(FILE)), ("Connection", "close")], FILE)
+
+
+def tls_server(tmp_path, monkeypatch, cert_names, trusted=True):
+    """A TLS RawServer at https://localhost:PORT with a certificate for `cert_names`;
+    SSL_CERT_FILE names its CA when `trusted`, else another CA."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*cert_names).configure_cert(context)
+    trust = ca if trusted else trustme.CA()
+    trust.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    return serve(good_file, tls=context, host="localhost")
+
+
+def test_https_download_verifies_against_the_trusted_ca(tmp_path, monkeypatch):
+    with tls_server(tmp_path, monkeypatch, ["localhost"]) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+        files = [r for r in server.requests if r.path == "/files/broken.nam"]
+    assert result.exit_code == 0, result.output
+    assert (out / "broken.nam").read_bytes() == FILE
+    assert files[0].headers["authorization"] == "Bearer ACCESS-SECRET"
+    assert files[0].headers["connection"] == "close"  # the http.client path, not httpx
+
+
+@pytest.mark.parametrize("names, trusted", [(["localhost"], False), (["elsewhere.example"], True)],
+                         ids=["untrusted-ca", "wrong-hostname"])
+def test_https_download_refuses_a_bad_certificate(tmp_path, monkeypatch, names, trusted):
+    # The listing goes through httpx with the same trust store: it must fail the same way.
+    with tls_server(tmp_path, monkeypatch, names, trusted) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+    assert result.exit_code == EXIT_NETWORK, result.output
+    assert "certificate" in result.stderr.lower()
+    assert "Traceback" not in result.output
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_https_direct_path_refuses_a_bad_certificate(tmp_path, monkeypatch):
+    """The download itself (not only the listing) checks the certificate."""
+    from tonebridge.transport import Connection
+    from tonebridge.downloads import ModelRef, download
+    from tonecore.errors import TrustError
+
+    with tls_server(tmp_path, monkeypatch, ["localhost"], trusted=False) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        with Connection(server.base_url + "/api/v1", TokenStore(str(home))) as conn:
+            ref = ModelRef(MODEL_ID, TONE_ID, server.base_url + "/files/broken.nam", "Broken", "broken.nam")
+            with pytest.raises(TrustError) as caught:
+                download(conn, ref, str(tmp_path / "out" / "broken.nam"))
+    assert "certificate" in str(caught.value).lower()
+    assert not (tmp_path / "out" / "broken.nam").exists()
