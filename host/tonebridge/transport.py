@@ -3,7 +3,8 @@
     HttpxDriver(Driver)    sends Requests with one httpx.Client (no automatic redirects:
                            the core applies its own policy), sleeps, persists tokens to a
                            TokenStore, streams download bodies into a sink as they arrive
-                           (reads of at most 64 KiB), and lets many threads share one
+                           (http.client `readinto` one 256 KiB buffer; httpx when a proxy
+                           applies), and lets many threads share one
                            Client: the core's generators run under a Condition, and a
                            caller told to Wait sleeps on it until the refresh in flight
                            is over.
@@ -133,7 +134,7 @@ class DirectResponse(Response):
 
     httpx (h11) parses a body 64 KiB at a time in Python; for the large model files
     this reads straight from the socket into one preallocated buffer instead, about
-    twice as fast on a fast link (`make bench`).  Used for streamed GETs when no proxy
+    1.4x faster on a fast link (`make bench`).  Used for streamed GETs when no proxy
     applies; everything else goes through httpx.
     """
 
@@ -290,7 +291,8 @@ class HttpxDriver(Driver):
         """Copy the body into `step.sink` chunk by chunk (memory does not grow with size).
 
         The sink needs `write(chunk)` and `truncate()` (empty it and write from 0 again);
-        a plain binary file object works too.
+        a plain binary file object works too.  A chunk may be a memoryview of a reused
+        buffer: the sink must consume it during the call, not keep it.
         """
         response = step.response
         sink = step.sink
