@@ -155,7 +155,14 @@ class DirectResponse(Response):
             TransportError: the connection broke or stalled.
         """
         try:
-            count = self.raw.readinto(buffer)
+            if self.raw.chunked:
+                # http.client's chunked readinto drops what it read when the
+                # connection breaks before the buffer is full; read1 never does.
+                data = self.raw.read1(len(buffer))
+                count = len(data)
+                buffer[:count] = data
+            else:  # Content-Length or read-to-close: a short read at a cut keeps its bytes
+                count = self.raw.readinto(buffer)
         except http.client.IncompleteRead:
             length = self.header("content-length")
             expected = (", expected %s" % length.strip()) if length else ""

@@ -97,6 +97,29 @@ def test_no_authorization_is_sent_to_the_storage_origin(emulator, setup, tmp_pat
     assert sent[3]["range"] == "bytes=%d-" % (info["size"] // 3)
 
 
+def test_chunked_bodies_cut_mid_chunk_resume_and_verify(emulator, setup, tmp_path):
+    # No Content-Length: only the chunked framing tells a cut from the end of the file.
+    run, model, info = setup
+    third = info["size"] // 3
+    configure(emulator.base_url, chunked=True, cut_queue=[third, third])
+    before = len(request_log(emulator.base_url))
+    result = run("download", str(model["id"]), "--json", "-o", str(tmp_path / "out") + "/")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["sha256"] == info["sha256"] and record["retries"] == 2
+    sent = download_requests(emulator.base_url, model, before)
+    assert [e.get("range") for e in sent] == [None, "bytes=%d-" % third, "bytes=%d-" % (2 * third)]
+
+
+def test_a_503_on_the_file_is_retried(emulator, setup, tmp_path):
+    run, model, info = setup
+    configure(emulator.base_url, fail_5xx=1)  # the first request after this: the download
+    result = run("download", str(model["id"]), "--tone", str(model["tone_id"]), "--json",
+                 "-o", str(tmp_path / "out") + "/")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sha256"] == info["sha256"]
+
+
 def test_ctrl_c_keeps_the_part_and_the_next_run_resumes(emulator, setup, tmp_path, monkeypatch):
     run, model, info = setup
     out = tmp_path / "out"
