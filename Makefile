@@ -30,7 +30,8 @@ demo: install
 	$(BIN)/python -m tonebridge.demo
 
 ## bench: throughput and memory numbers as JSON (not part of `make test`)
-bench: install
+bench:
+	@$(MAKE) --no-print-directory install 1>&2  # stdout is for the JSON only
 	@$(BIN)/python -m tests.bench.run
 
 clean:
