@@ -42,10 +42,14 @@ class Emulator:
             stderr=subprocess.PIPE,
             text=True,
         )
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http"):
-            err = self.proc.stderr.read() if self.proc.poll() is not None else ""
-            raise SystemExit("demo: the emulator did not start: %s" % (err.strip() or self.base_url))
+        try:
+            self.base_url = self.proc.stdout.readline().strip()
+            if not self.base_url.startswith("http"):
+                err = self.proc.stderr.read() if self.proc.poll() is not None else ""
+                raise SystemExit("demo: the emulator did not start: %s" % (err.strip() or self.base_url))
+        except BaseException:  # Ctrl-C while waiting, or no URL: leave no server behind
+            self.stop()
+            raise
         self.lines = []
         threading.Thread(target=self._drain, daemon=True).start()
 

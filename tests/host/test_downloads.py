@@ -3,6 +3,7 @@
 import json
 import os
 import ssl
+import threading
 import time
 
 import pytest
@@ -11,7 +12,8 @@ from click.testing import CliRunner
 from signin_helpers import RawServer, raw_response
 
 from tonebridge.cli import EXIT_INTEGRITY, EXIT_NETWORK, cli
-from tonebridge.downloads import safe_filename, target_path
+from tonebridge import downloads
+from tonebridge.downloads import BackgroundSync, safe_filename, target_path
 from tonebridge.store import TokenStore
 from tonebridge.transport import monotonic_ms
 from tonecore.session import Tokens
@@ -175,3 +177,20 @@ def test_https_direct_path_refuses_a_bad_certificate(tmp_path, monkeypatch):
                 download(conn, ref, str(tmp_path / "out" / "broken.nam"))
     assert "certificate" in str(caught.value).lower()
     assert not (tmp_path / "out" / "broken.nam").exists()
+
+
+def test_background_sync_starts_only_past_its_threshold(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(downloads, "_datasync", lambda fd: synced.append((fd, threading.current_thread().name)))
+    with open(tmp_path / "small.part", "wb") as f, BackgroundSync(f, every=1000) as sync:
+        f.write(b"x" * 999)
+        sync.wrote(999)
+    assert sync._thread is None and synced == []  # a small file: no thread, no early sync
+    with open(tmp_path / "big.part", "wb") as f, BackgroundSync(f, every=1000) as sync:
+        for _ in range(3):
+            f.write(b"x" * 600)
+            sync.wrote(600)
+        fd, thread = f.fileno(), sync._thread
+    # the sync asked for at 1200 bytes is done, in the helper, which is joined on leaving
+    assert synced == [(fd, "tonebridge-sync")] and not thread.is_alive()
+    sync.check()  # no error to pass on

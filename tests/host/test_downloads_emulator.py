@@ -1,12 +1,14 @@
 """Downloads through the CLI against the real emulator's faults: cuts, no Range, a
 storage redirect to another origin, and Ctrl-C with a later resume."""
 
+import errno
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import tracemalloc
 
 import pytest
@@ -14,7 +16,7 @@ from click.testing import CliRunner
 from signin_helpers import configure, model_info, request_log, sign_in_home, wait_until
 
 from tonebridge import downloads
-from tonebridge.cli import EXIT_INTERRUPTED, cli
+from tonebridge.cli import EXIT_INTERRUPTED, EXIT_LOCAL, cli
 
 server_module = pytest.importorskip("tonebridge.emulator.server")
 
@@ -166,6 +168,33 @@ def test_memory_does_not_grow_with_file_size(emulator, setup, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["sha256"] == info["sha256"]
     assert peak < info["size"] // 3  # this process (CLI and emulator threads) never held the file
+
+
+def test_large_downloads_are_synced_in_the_background(emulator, setup, tmp_path, monkeypatch):
+    run, model, info = setup
+    synced = []
+    monkeypatch.setattr(downloads, "SYNC_EVERY", info["size"] // 4)
+    monkeypatch.setattr(downloads, "_datasync", lambda fd: synced.append(threading.current_thread().name))
+    result = run("download", str(model["id"]), "--json", "-o", str(tmp_path / "out") + "/")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["sha256"] == info["sha256"]
+    assert synced and set(synced) == {"tonebridge-sync"}  # never the downloading thread
+    assert "tonebridge-sync" not in [t.name for t in threading.enumerate()]  # joined before returning
+
+
+def test_a_background_sync_error_fails_the_download(emulator, setup, tmp_path, monkeypatch):
+    # Linux reports a write-back error to one fsync only: the helper's, so it is passed on.
+    run, model, info = setup
+
+    def broken_disk(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(downloads, "SYNC_EVERY", info["size"] // 4)
+    monkeypatch.setattr(downloads, "_datasync", broken_disk)
+    out = tmp_path / "out"
+    result = run("download", str(model["id"]), "-o", str(out) + "/")
+    assert result.exit_code == EXIT_LOCAL and "Input/output error" in result.stderr
+    assert model["filename"] not in os.listdir(out)  # never installed
 
 
 def test_a_real_sigint_mid_download_exits_130_and_keeps_the_part(emulator, setup, tmp_path):

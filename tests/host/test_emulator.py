@@ -675,12 +675,13 @@ def test_cli_prints_the_base_url_first_and_exits_cleanly(tmp_path):
 def test_cli_stops_on_sigterm():
     proc = subprocess.Popen(
         [sys.executable, "-c", "from tonebridge.emulator.cli import emulator_command; emulator_command()",
-         "--port", "0", "--chunked", "--no-rotate", "--storage-redirect"],
+         "--port", "0", "--chunked", "--no-rotate", "--storage-redirect", "--bench-files"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = proc.stdout.readline().strip()
         config = httpx.get(base + "/_emulator/config", timeout=5).json()
         assert config["chunked"] and not config["rotate_refresh"] and config["storage_redirect"]
+        assert info(base, 1084)["size"] > 2_000_000  # --bench-files: the 2 MB bench IR is there
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0 and "Traceback" not in proc.stderr.read()
     finally:
