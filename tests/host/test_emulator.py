@@ -455,7 +455,7 @@ def test_multi_megabyte_files_for_demo(emu, demo):
 
 def test_bench_files_only_when_asked_and_valid():
     plain, bench = Catalogue(3000), Catalogue(3000, bench_files=True)
-    assert 90 not in plain.tones and set(bench.models) - set(plain.models) == {1084, 1085}
+    assert 90 not in plain.tones and set(bench.models) - set(plain.models) == {1084, 1085, 1086, 1087}
     for tone_id, tone in plain.tones.items():  # the default catalogue is unchanged
         assert [m.to_json("") for m in bench.tones[tone_id].models] == [m.to_json("") for m in tone.models]
     tone = bench.tones[90]
@@ -468,6 +468,7 @@ def test_bench_files_only_when_asked_and_valid():
             assert wav.getnframes() * wav.getsampwidth() == len(data) - 44
         sizes.append(len(data))
     assert 2_000_000 < sizes[0] < 2_200_000 and 20_000_000 < sizes[1] < 22_000_000
+    assert 4_000_000 < sizes[2] < 4_400_000 and 40_000 < sizes[3] < 41_000  # the pedal's pair
 
 
 def _nano(base, tokens):

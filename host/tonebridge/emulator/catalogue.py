@@ -185,11 +185,13 @@ TONES = [
 ]
 
 # With --bench-files: a private tone of demo's holding long IRs (a noise tail repeated),
-# sized for throughput and memory benchmarks.  Not part of the default catalogue.
+# sized for throughput and memory benchmarks (host: 2 MB / 20 MB; pedal: 40 KB / 4 MB).  Not part of the default catalogue.
 BENCH_TONE = (90, "demo_player", "bench", "Benchmark IRs (long tails)", "ir", "ir", "cco",
               ["tonebridge"], ["benchmark"], False,
               [M("Tail 2 MB", samples=24000, bits=24, repeat=29),
-               M("Tail 20 MB", samples=24000, bits=24, repeat=291)])
+               M("Tail 20 MB", samples=24000, bits=24, repeat=291),
+               M("Tail 4 MB", samples=24000, bits=24, repeat=58),
+               M("Tail 40 KB", samples=13600, bits=24, repeat=1)])
 
 # demo's favorites, most recently favorited first (the listing's order).
 DEMO_FAVORITES = [3, 8, 5, 10, 4, 11, 12, 6, 16, 7, 13, 17, 14, 18]

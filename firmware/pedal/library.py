@@ -1,0 +1,326 @@
+"""The model library on the pedal's flash (littlefs), safe against power loss.
+
+Layout under the flash root:
+
+    library.json            the manifest: installed models and the active one
+    session.json            the TONE3000 tokens (see tokens.py)
+    models/<id>-<sha8>.<ext>   an installed model; the name changes with the content,
+                            so a new version never overwrites the file the manifest
+                            still points at
+    models/<id>.part        a download in progress, synced to flash every SYNC_EVERY
+    models/<id>.part.json   what that .part is (url, updated_at, etag) for resuming
+
+Every JSON file is replaced atomically: written to `<name>.tmp`, synced, renamed over
+the old one (littlefs renames atomically).  Install order: verify the .part (length,
+SHA-256, format) -> rename it to its final name -> rewrite the manifest -> delete the
+file of the version it replaced.  A crash at any point leaves the manifest pointing at
+complete, verified files; `recover()` at boot deletes leftovers (temporaries and files
+no manifest entry owns) and keeps .part files for resuming.
+"""
+
+import json
+import os
+
+from tonecore.compat import hexlify, sha256
+from tonecore.errors import ToneError
+
+MANIFEST = "library.json"
+MODELS = "models"
+SPARE_BLOCKS = 16  # kept free beyond a download: manifest rewrites, littlefs metadata
+SYNC_EVERY = 64 * 1024  # a .part is synced (made durable) after this many bytes
+ENOSPC = 28
+
+
+class LibraryError(ToneError):
+    """The library cannot do that (unknown model, damaged manifest)."""
+
+
+class LibraryFull(LibraryError):
+    """Not enough flash for a model; nothing was installed."""
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+        return True
+    except OSError:
+        return False
+
+
+def write_json(path, data):
+    """Replace the JSON file at `path` atomically (tmp, sync, rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+    os.rename(tmp, path)
+
+
+def read_json(path, default=None):
+    """The JSON at `path`, or `default` when it is missing or unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def extension(filename):
+    dot = filename.rfind(".")
+    ext = filename[dot:].lower() if dot > 0 else ""
+    return ext if 1 < len(ext) <= 8 and ext[1:].isalpha() else ".bin"
+
+
+class Library:
+    """Installed models on the flash mounted at `root` ('' or '/flash').
+
+    Attributes:
+        models: list of dicts (id, tone_id, name, platform, size, bytes, sha256,
+            updated_at, file) - the manifest's entries.
+        active: the id of the active model, or None.
+    """
+
+    def __init__(self, root):
+        self.root = root.rstrip("/")
+        self.dir = self.root + "/" + MODELS
+        self.path = self.root + "/" + MANIFEST
+        self.models = []
+        self.active = None
+        self.load()
+
+    def load(self):
+        data = read_json(self.path, None)
+        if data is None and _exists(self.path):
+            raise LibraryError("the model manifest on flash is damaged")
+        data = data or {}
+        self.models = data.get("models") or []
+        self.active = data.get("active")
+
+    def save(self):
+        write_json(self.path, {"version": 1, "active": self.active, "models": self.models})
+
+    def file_path(self, entry):
+        return self.dir + "/" + entry["file"]
+
+    def part_path(self, model_id):
+        return "%s/%d.part" % (self.dir, model_id)
+
+    def find(self, model_id):
+        for entry in self.models:
+            if entry["id"] == model_id:
+                return entry
+        return None
+
+    def needs(self, model_id, updated_at):
+        """True when the model is missing or the service has a newer version."""
+        entry = self.find(model_id)
+        return entry is None or (updated_at or "") != (entry.get("updated_at") or "")
+
+    def free_bytes(self):
+        st = os.statvfs(self.root or "/")
+        return st[0] * st[4]
+
+    def used_bytes(self):
+        return sum(entry["bytes"] for entry in self.models)
+
+    def recover(self):
+        """At boot: drop temporaries and files no manifest entry owns; keep .parts.
+
+        Returns:
+            the names removed.
+        """
+        try:
+            os.mkdir(self.dir)
+        except OSError:
+            pass
+        _remove(self.path + ".tmp")
+        owned = [entry["file"] for entry in self.models]
+        removed = []
+        for name in os.listdir(self.dir):
+            if name in owned or name.endswith(".part") or name.endswith(".part.json"):
+                continue
+            if _remove(self.dir + "/" + name):
+                removed.append(name)
+        for name in os.listdir(self.dir):  # a sidecar without its .part is useless
+            if name.endswith(".part.json") and name[:-5] not in os.listdir(self.dir):
+                _remove(self.dir + "/" + name)
+        return removed
+
+    # -- install -------------------------------------------------------------------
+
+    def begin(self, model_id, url, updated_at):
+        """Open the .part for `model_id` (resumed when it is for the same version).
+
+        Returns:
+            a PartFile; its `offset` bytes are already on flash.
+        """
+        part = self.part_path(model_id)
+        meta = read_json(part + ".json", None)
+        if meta is None or meta.get("updated_at") != updated_at or not _exists(part):
+            _remove(part)
+            meta = {"id": model_id, "updated_at": updated_at, "etag": None}
+            write_json(part + ".json", meta)
+            return PartFile(self, model_id, part, meta, resume=False)
+        return PartFile(self, model_id, part, meta, resume=True)
+
+    def install(self, part, info, sha):
+        """Make a verified .part an installed model and record it in the manifest.
+
+        Args:
+            part: the closed PartFile.
+            info: dict with tone_id, name, platform, size, updated_at, filename.
+            sha: the SHA-256 hex the download verified.
+        """
+        model_id = part.model_id
+        name = "%d-%s%s" % (model_id, sha[:8], extension(info.get("filename") or ""))
+        os.rename(part.path, self.dir + "/" + name)
+        old = self.find(model_id)
+        entry = {
+            "id": model_id, "tone_id": info.get("tone_id"), "name": info.get("name"),
+            "platform": info.get("platform"), "size": info.get("size"), "bytes": part.size,
+            "sha256": sha, "updated_at": info.get("updated_at"), "file": name,
+        }
+        self.models = [e for e in self.models if e["id"] != model_id] + [entry]
+        if self.active is None:
+            self.active = model_id
+        self.save()
+        _remove(part.path + ".json")
+        if old is not None and old["file"] != name:
+            _remove(self.dir + "/" + old["file"])
+        return entry
+
+    def discard(self, model_id):
+        """Delete a download in progress for `model_id`."""
+        part = self.part_path(model_id)
+        _remove(part)
+        _remove(part + ".json")
+
+    # -- manage ----------------------------------------------------------------------
+
+    def activate(self, model_id):
+        if self.find(model_id) is None:
+            raise LibraryError("model %s is not installed" % model_id)
+        self.active = model_id
+        self.save()
+
+    def delete(self, model_id):
+        entry = self.find(model_id)
+        if entry is None:
+            raise LibraryError("model %s is not installed" % model_id)
+        self.models = [e for e in self.models if e["id"] != model_id]
+        if self.active == model_id:
+            self.active = self.models[0]["id"] if self.models else None
+        self.save()
+        _remove(self.file_path(entry))
+
+    def verify(self, entry, buf=None):
+        """True when the file of a manifest entry has its recorded length and SHA-256."""
+        buf = buf or bytearray(1024)
+        digest = sha256()
+        total = 0
+        try:
+            with open(self.file_path(entry), "rb") as f:
+                while True:
+                    count = f.readinto(buf)
+                    if not count:
+                        break
+                    digest.update(memoryview(buf)[:count])
+                    total += count
+        except OSError:
+            return False
+        return total == entry["bytes"] and hexlify(digest.digest()) == entry["sha256"]
+
+
+class PartFile:
+    """The sink a download writes into: a .part on flash.
+
+    Checks free space when the size becomes known, syncs every SYNC_EVERY bytes (so a
+    power cut loses at most that much), and turns ENOSPC into LibraryFull.
+    """
+
+    def __init__(self, library, model_id, path, meta, resume):
+        self.library = library
+        self.model_id = model_id
+        self.path = path
+        self.meta = meta
+        self.file = open(path, "r+b" if resume else "w+b")
+        self.size = self.file.seek(0, 2) if resume else 0
+        self.plan = None
+        self.checked = False
+        self._unsynced = 0
+
+    @property
+    def offset(self):
+        return self.size
+
+    def attach(self, plan, buf):
+        """Use `plan`; bytes already in the .part are fed to it (hash, format check)."""
+        self.plan = plan
+        if not self.size:
+            return
+        self.file.seek(0)
+        left = self.size
+        view = memoryview(buf)
+        while left:
+            count = self.file.readinto(view[: left if left < len(buf) else len(buf)])
+            if not count:
+                break
+            plan.absorb_prefix(view[:count])
+            left -= count
+        self.size -= left  # a shorter file than stat said: trust what was read
+        self.file.seek(self.size)
+        plan.offset = plan.sink_size = self.size
+        plan.etag = self.meta.get("etag")
+
+    def _check_space(self):
+        plan = self.plan
+        self.checked = True
+        if plan is None or plan.total is None:
+            return
+        if self.meta.get("etag") != plan.etag:
+            self.meta["etag"] = plan.etag
+            write_json(self.path + ".json", self.meta)
+        need = plan.total - self.size
+        block = os.statvfs(self.library.root or "/")[0]
+        free = self.library.free_bytes() - SPARE_BLOCKS * block
+        if need > free:
+            raise LibraryFull("not enough flash for model %d: it needs %d KB, %d KB are free"
+                              % (self.model_id, need // 1024, max(free, 0) // 1024))
+
+    def write(self, chunk):
+        if not self.checked:
+            self._check_space()
+        try:
+            self.file.write(chunk)
+        except OSError as exc:
+            if exc.args and exc.args[0] == ENOSPC:
+                raise LibraryFull("the flash filled up while writing model %d" % self.model_id)
+            raise
+        self.size += len(chunk)
+        self._unsynced += len(chunk)
+        if self._unsynced >= SYNC_EVERY:
+            self.file.flush()
+            self._unsynced = 0
+
+    def truncate(self):
+        """The download starts over: empty the .part."""
+        self.file.close()
+        self.file = open(self.path, "w+b")
+        self.size = 0
+        self.checked = False
+
+    def close(self):
+        if self.file is not None:
+            try:
+                self.file.flush()
+            finally:
+                self.file.close()
+                self.file = None

@@ -1,0 +1,232 @@
+"""The pedal application: flash library, TONE3000 session, portal and sync.
+
+    boot()            on a board: read /config.json, join Wi-Fi, set the clock, start()
+    start(settings)   run the pedal until the process ends (the simulator calls this)
+
+settings: {"api": API base URL, "portal_host", "portal_port", "fs_root",
+           "ca_ders": [DER bytes], "sync_on_boot": bool}
+"""
+
+import asyncio
+import gc
+import time
+
+import boardinfo
+from tonecore.auth import OtpSignIn
+from tonecore.client import Client
+from tonecore.errors import SignInRequired, ToneError
+from tonecore.ratelimit import RateLimiter
+from tonecore.session import Session
+
+from .console import log
+from .library import Library, read_json
+from .net import Http, Runner
+from .tokens import TokenFile
+
+API_DEFAULT = "https://www.tone3000.com/api/v1"
+REQUESTS_PER_MINUTE = 90  # the service allows 100
+RUNNING = ("starting", "listing", "downloading")
+
+
+class Clock:
+    """Milliseconds since boot that never wrap (ticks_ms wraps; the core must not see it)."""
+
+    def __init__(self):
+        self.last = time.ticks_ms()
+        self.total = 0
+
+    def __call__(self):
+        now = time.ticks_ms()
+        self.total += time.ticks_diff(now, self.last)
+        self.last = now
+        return self.total
+
+
+class Pedal:
+    def __init__(self, settings):
+        self.settings = settings
+        self.board = boardinfo
+        root = settings.get("fs_root", boardinfo.FS_ROOT)
+        self.library = Library(root)
+        removed = self.library.recover()
+        if removed:
+            log("flash: removed %d leftover files" % len(removed))
+        self.clock = Clock()
+        self.token_file = TokenFile(root)
+        self.api = settings.get("api") or API_DEFAULT
+        cas = settings.get("ca_ders") or ([settings["ca_der"]] if settings.get("ca_der") else ())
+        self.http = Http(cas, settings.get("buffer") or 4096)
+        self.session = Session(OtpSignIn(self.api, None), self.token_file.load(self.clock()))
+        self.client = Client(self.api, self.session, self.clock, RateLimiter(REQUESTS_PER_MINUTE))
+        self.runner = Runner(self.http, self._persist)
+        self.user = None
+        self.sign_in_again = False
+        self.sync = None
+        self.app = None
+        self.code_bytes = 0
+        log("pedal: %s, %d models installed, %s" % (
+            boardinfo.NAME, len(self.library.models), "signed in" if self.session.signed_in else "not signed in"))
+
+    def _persist(self, tokens):
+        self.token_file.save(tokens, self.clock())
+        if tokens is None:
+            self.user = None
+
+    # -- actions used by the portal --------------------------------------------------
+
+    def sign_in_url(self, callback_url):
+        return OtpSignIn(self.api, callback_url).start_url()
+
+    async def sign_in(self, params):
+        """Exchange the callback's api_key for tokens (stored on flash before use)."""
+        await self.runner.run(self.client.sign_in(params))
+        self.sign_in_again = False
+        log("sign-in: signed in")
+        await self.load_user()
+
+    async def load_user(self):
+        try:
+            user = await self.runner.run(self.client.user())
+            self.user = user.username
+        except SignInRequired:
+            self.signed_out()
+        except ToneError as exc:
+            log("sign-in: could not read the profile: %s" % exc)
+
+    def signed_out(self):
+        self.sign_in_again = True
+        self.user = None
+        log("session: TONE3000 needs a new sign-in")
+
+    async def sign_out(self):
+        await self.runner.run(self.client.sign_out())
+        self.sign_in_again = False
+        log("sign-in: signed out")
+
+    def syncing(self):
+        return self.sync is not None and self.sync.state in RUNNING
+
+    def start_sync(self):
+        """Start a sync unless one runs; True when a new one started."""
+        if self.syncing():
+            return False
+        if not self.session.signed_in:
+            return False
+        from .sync import Sync
+
+        self.sync = Sync(self)
+        asyncio.create_task(self._sync(self.sync))
+        return True
+
+    async def _sync(self, sync):
+        log("sync: started")
+        await sync.run()
+        if sync.error == "sign in again":
+            self.signed_out()
+
+    def status(self):
+        library = self.library
+        models = []
+        for entry in library.models:
+            models.append({
+                "id": entry["id"], "name": entry["name"], "platform": entry["platform"], "size": entry["size"],
+                "bytes": entry["bytes"], "sha256": entry["sha256"], "active": entry["id"] == library.active,
+            })
+        try:
+            free = library.free_bytes()
+        except OSError:
+            free = None
+        return {
+            "board": boardinfo.NAME,
+            "signed_in": self.session.signed_in,
+            "user": self.user,
+            "message": "sign in again" if self.sign_in_again and not self.session.signed_in else None,
+            "models": models,
+            "active": library.active,
+            "free_bytes": free,
+            "used_bytes": library.used_bytes(),
+            "sync": self.sync.status() if self.sync else None,
+            "heap": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "code": self.code_bytes,
+                     "sync_peak": self.sync.peak_alloc if self.sync else None},
+        }
+
+    # -- running -------------------------------------------------------------------------
+
+    async def serve(self):
+        from .portal import make_app
+
+        self.app = app = make_app(self)
+        host = self.settings.get("portal_host", "0.0.0.0")
+        port = self.settings.get("portal_port", 80)
+        server = asyncio.create_task(app.start_server(host, port))
+        while app.server is None and not server.done():
+            await asyncio.sleep_ms(10)
+        if app.server is None:
+            await server  # raises why it could not listen
+        log("portal: listening on http://%s:%d/" % (host, port))
+        if self.session.signed_in:
+            await self.load_user()
+            if self.settings.get("sync_on_boot", True):
+                self.start_sync()
+        await server
+
+
+def start(settings):
+    from . import portal, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
+
+    gc.collect()
+    code_bytes = gc.mem_alloc()  # bytecode on the unix port; frozen in flash on a board
+    if settings.get("gc_threshold"):
+        gc.threshold(settings["gc_threshold"])  # measuring: mem_alloc stays near live data
+    pedal = Pedal(settings)
+    pedal.code_bytes = code_bytes
+    asyncio.run(pedal.serve())
+
+
+def boot():
+    """The board entry (main.py): settings from /config.json, Wi-Fi, clock, start()."""
+    config = read_json("/config.json", {}) or {}
+    host = _join_wifi(config.get("wifi") or {})
+    cas = []
+    for name in boardinfo.CA_FILES:
+        try:
+            with open("/ca/" + name, "rb") as f:
+                cas.append(f.read())
+        except OSError:
+            log("tls: CA file /ca/%s is missing" % name)
+    start({
+        "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
+        "fs_root": boardinfo.FS_ROOT, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
+        "address": host,
+    })
+
+
+def _join_wifi(wifi, timeout_ms=20000):
+    """Join the configured network; without one, open an access point for the portal."""
+    import network
+
+    ssid = wifi.get("ssid")
+    if ssid:
+        sta = network.WLAN(network.STA_IF)
+        sta.active(True)
+        sta.connect(ssid, wifi.get("password") or "")
+        started = time.ticks_ms()
+        while not sta.isconnected() and time.ticks_diff(time.ticks_ms(), started) < timeout_ms:
+            time.sleep_ms(200)
+        if sta.isconnected():
+            address = sta.ifconfig()[0]
+            log("wifi: joined %s as %s" % (ssid, address))
+            try:
+                import ntptime
+
+                ntptime.settime()  # token expiry needs the wall clock
+            except Exception as exc:  # no NTP: tokens are refreshed before first use
+                log("wifi: no network time (%s)" % exc)
+            return address
+        log("wifi: could not join %s" % ssid)
+    ap = network.WLAN(network.AP_IF)
+    ap.active(True)
+    ap.config(essid="tonebridge-" + boardinfo.NAME)
+    address = ap.ifconfig()[0]
+    log("wifi: no network; join 'tonebridge-%s' and open http://%s/" % (boardinfo.NAME, address))
+    return address

@@ -1,0 +1,456 @@
+"""The pedal's HTTP client: asyncio sockets + tls, and the adapter that runs core calls.
+
+Not micropython-lib `requests`: that one never verifies certificates, forwards
+Authorization across redirects and follows them without limit.  Here:
+
+  * https always verifies: tls.SSLContext(PROTOCOL_TLS_CLIENT), CERT_REQUIRED, the
+    board's pinned DER roots, server_hostname.  Plain http only when the URL says so
+    (the emulator); the core refuses https -> http redirects.
+  * every socket operation has a timeout (`io_timeout_ms`), and connect + request +
+    response head share a deadline (`deadline_ms`);
+  * the response head is read into one preallocated buffer and may not exceed it
+    (HEAD_MAX); JSON bodies are capped (`max_body`);
+  * Content-Length, chunked and close-delimited bodies; a body is read with `readinto`
+    into the same preallocated buffer, so a download never allocates per chunk.
+  * one connection per request (Connection: close), closed on every path: `open`
+    counts sockets still open, and tests check it returns to 0 after any error.
+
+`Runner` is the core's Driver for asyncio: it performs Request/Sleep/Persist/Body/Wait
+steps.  Error messages name the origin only, never a path or query (signed URLs).
+"""
+
+import asyncio
+import socket
+import time
+from errno import EINPROGRESS
+
+from asyncio import core
+
+from tonecore.client import Body, Persist, Sleep, Wait
+from tonecore.errors import ProtocolError, TransportError, TrustError
+from tonecore.http import Request, Response
+from tonecore.urls import split_url
+
+HEAD_MAX = 4096
+IO_TIMEOUT_MS = 15000
+DEADLINE_MS = 30000
+MAX_BODY = 16384
+LINE_MAX = 256  # a chunk-size line
+USER_AGENT = "tonebridge-pedal"
+
+
+def _writable(sock):
+    """Awaitable: until `sock` can be written (a non-blocking connect finished)."""
+    yield core._io_queue.queue_write(sock)
+
+
+async def _send(stream, head, body):
+    stream.write(head)
+    if body:
+        stream.write(body)
+    await stream.drain()
+
+
+def _origin(url):
+    return "%s://%s" % (url.scheme, url.netloc)
+
+
+class Http:
+    """Sends requests; one instance (and one buffer) per pedal.
+
+    Args:
+        ca_ders: DER CA certificates (bytes) trusted for https.
+        buffer_size: the receive buffer (>= HEAD_MAX), reused by every response.
+    Attributes:
+        open: sockets currently open (0 when idle).
+        sent: requests sent so far.
+    """
+
+    def __init__(self, ca_ders=(), buffer_size=HEAD_MAX, io_timeout_ms=IO_TIMEOUT_MS,
+                 deadline_ms=DEADLINE_MS, max_body=MAX_BODY):
+        self.ca_ders = ca_ders
+        self.buf = bytearray(buffer_size if buffer_size > HEAD_MAX else HEAD_MAX)
+        self.mv = memoryview(self.buf)
+        self.io_timeout_ms = io_timeout_ms
+        self.deadline_ms = deadline_ms
+        self.max_body = max_body
+        self.open = 0
+        self.sent = 0
+        self._tls = None
+
+    def _context(self, origin):
+        if self._tls is None:
+            import tls
+
+            if not self.ca_ders:
+                raise TrustError("refusing %s: this pedal has no CA certificates to verify it" % origin)
+            ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = tls.CERT_REQUIRED
+            for der in self.ca_ders:
+                ctx.load_verify_locations(der)
+            self._tls = ctx
+        return self._tls
+
+    async def send(self, request):
+        """Send `request`; return an HttpResponse (body read unless `request.stream`)."""
+        url = split_url(request.url)
+        response = HttpResponse(self, url, request.method)
+        try:
+            await response.open(request)
+            if not request.stream:
+                await response.read_all()
+        except BaseException:
+            response.close()
+            raise
+        return response
+
+
+class HttpResponse(Response):
+    """A response on its own connection.  Body bytes come from `read_some()`."""
+
+    def __init__(self, http, url, method):
+        super().__init__(0, {}, None, str(url))
+        self.http = http
+        self.where = _origin(url)
+        self.split = url
+        self.method = method
+        self.stream = None
+        self.sock = None
+        self.deadline = None
+        self.start = self.end = 0  # buffered body bytes: http.buf[start:end]
+        self.left = -1  # bytes left in the body (length mode) or in the chunk; -1 = unknown
+        self.mode = None  # 'length' | 'chunked' | 'close' | None (no body)
+        self.done = False
+        self.truncated = False
+        self.chunks = 0
+        self.phase = "the connection to %s broke: %s"
+
+    # -- connection ----------------------------------------------------------------
+
+    async def open(self, request):
+        url = self.split
+        http = self.http
+        self.deadline = time.ticks_add(time.ticks_ms(), http.deadline_ms)
+        ctx = http._context(self.where) if url.scheme == "https" else None
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(url.host, url.port, 0, socket.SOCK_STREAM)[0]
+        except OSError as exc:
+            raise TransportError("cannot reach %s: %s" % (self.where, _reason(exc)))
+        sock = socket.socket(family, kind, proto)
+        self.sock = sock
+        http.open += 1
+        sock.setblocking(False)
+        try:
+            sock.connect(address)
+        except OSError as exc:
+            if exc.args[0] != EINPROGRESS:
+                raise TransportError("cannot reach %s: %s" % (self.where, _reason(exc)))
+        if ctx is not None:
+            sock = ctx.wrap_socket(sock, server_hostname=url.host, do_handshake_on_connect=False)
+            sock.setblocking(False)
+            self.sock = sock
+        self.stream = reader = asyncio.StreamReader(sock)
+        self.phase = "cannot reach %s: %s"
+        await self._io(_writable(sock))
+        http.sent += 1
+        head = "%s %s HTTP/1.1\r\nhost: %s\r\nuser-agent: %s\r\nconnection: close\r\n" % (
+            request.method, url.target, url.netloc, USER_AGENT)
+        headers = request.headers
+        for name in headers:
+            head += "%s: %s\r\n" % (name, headers[name])
+        if request.body is not None:
+            head += "content-length: %d\r\n" % len(request.body)
+        await self._io(_send(reader, head.encode() + b"\r\n", request.body))
+        self.phase = "the connection to %s broke: %s"
+        await self._read_head()
+        self.deadline = None  # the body is bounded per read (io timeout), not overall
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+            self.stream = None
+            self.http.open -= 1
+
+    def _timeout(self):
+        timeout = self.http.io_timeout_ms
+        if self.deadline is not None:
+            left = time.ticks_diff(self.deadline, time.ticks_ms())
+            if left <= 0:
+                raise TransportError("%s did not answer within %d s" % (self.where, self.http.deadline_ms // 1000))
+            if left < timeout:
+                timeout = left
+        return timeout
+
+    async def _io(self, op):
+        try:
+            return await asyncio.wait_for_ms(op, self._timeout())
+        except asyncio.TimeoutError:
+            raise TransportError("%s stopped answering (no data for %d s)" % (self.where, self.http.io_timeout_ms // 1000))
+        except OSError as exc:
+            raise TransportError(self.phase % (self.where, _reason(exc)))
+        except ValueError as exc:  # mbedtls reports certificate problems as ValueError
+            raise TrustError("refusing %s: its TLS certificate did not verify (%s)" % (self.where, _short(exc)))
+
+    async def _recv(self, dest):
+        """Read at least one byte into `dest` (0 at end of stream)."""
+        while True:
+            count = await self._io(self.stream.readinto(dest))
+            if count is not None:  # None: TLS wanted more bytes first
+                return count
+
+    # -- head ----------------------------------------------------------------------
+
+    async def _read_head(self):
+        buf, mv = self.http.buf, self.http.mv
+        filled = scan = 0
+        while True:
+            end = buf.find(b"\r\n\r\n", scan, filled) if filled else -1
+            if end < 0:
+                if filled >= HEAD_MAX:
+                    raise ProtocolError("%s sent a response head larger than %d bytes" % (self.where, HEAD_MAX))
+                count = await self._recv(mv[filled:HEAD_MAX])
+                if not count:
+                    raise TransportError("%s closed the connection without a complete response" % self.where)
+                scan = filled - 3 if filled > 3 else 0
+                filled += count
+                continue
+            status = self._parse_head(mv[:end])
+            self.start, self.end = end + 4, filled
+            if 100 <= status < 200:  # an interim response: the real one follows
+                filled -= self.start
+                buf[:filled] = mv[self.start:self.end]
+                scan = 0
+                continue
+            self._framing()
+            return
+
+    def _parse_head(self, raw):
+        try:
+            lines = str(bytes(raw), "utf-8").split("\r\n")
+        except UnicodeError:
+            raise ProtocolError("%s sent a response head that is not text" % self.where)
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or len(parts[1]) != 3 or not parts[1].isdigit():
+            raise ProtocolError("%s sent a malformed status line" % self.where)
+        self.status = int(parts[1])
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            name = name.strip().lower()
+            if not sep or not name:
+                raise ProtocolError("%s sent a malformed header line" % self.where)
+            value = value.strip()
+            headers[name] = headers[name] + ", " + value if name in headers else value
+        self.headers = headers
+        return self.status
+
+    def _framing(self):
+        status = self.status
+        if self.method == "HEAD" or status in (204, 304):
+            self.done = True
+            return
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            self.mode = "chunked"
+            self.left = 0
+            return
+        length = self.headers.get("content-length")
+        if length is None:
+            self.mode = "close"
+            return
+        values = [v.strip() for v in length.split(",")]
+        if not values[0].isdigit() or any(v != values[0] for v in values):
+            raise ProtocolError("%s sent a bad Content-Length" % self.where)
+        self.mode = "length"
+        self.left = int(values[0])
+        if not self.left:
+            self.done = True
+
+    # -- body ----------------------------------------------------------------------
+
+    async def read_some(self):
+        """The next piece of body as a memoryview of the shared buffer, or None at the end.
+
+        The view is valid until the next call.  A body that ends early sets `truncated`.
+        """
+        if self.done:
+            return None
+        if self.mode == "chunked" and self.left == 0:
+            if not await self._next_chunk():
+                return None
+        mv = self.http.mv
+        limit = self.left if self.mode != "close" else len(mv)
+        if self.start < self.end:
+            take = self.end - self.start
+            if take > limit:
+                take = limit
+            chunk = mv[self.start:self.start + take]
+            self.start += take
+        else:
+            take = await self._recv(mv[:limit if limit < len(mv) else len(mv)])
+            if not take:
+                self.done = True
+                self.truncated = self.mode != "close"
+                return None
+            chunk = mv[:take]
+        if self.mode != "close":
+            self.left -= take
+            if self.mode == "length" and not self.left:
+                self.done = True
+        return chunk
+
+    async def _next_chunk(self):
+        """Read a chunk-size line (after the previous chunk's CRLF); False at the end."""
+        if self.chunks:
+            line = await self._line()  # the CRLF that ends the previous chunk's data
+            if line is None:
+                return False
+            if line:
+                raise ProtocolError("%s sent a malformed chunked body" % self.where)
+        self.chunks += 1
+        line = await self._line()
+        if line is None:
+            return False
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise ProtocolError("%s sent a malformed chunked body" % self.where)
+        if size == 0:
+            while True:  # trailers, up to the empty line
+                line = await self._line()
+                if not line:
+                    break
+            self.done = True
+            return False
+        self.left = size
+        return True
+
+    async def _line(self):
+        """One CRLF-terminated line from the buffer (without the CRLF); None at EOF."""
+        buf, mv = self.http.buf, self.http.mv
+        while True:
+            at = buf.find(b"\n", self.start, self.end)
+            if at >= 0:
+                line = bytes(mv[self.start:at]).rstrip(b"\r")
+                self.start = at + 1
+                return line
+            kept = self.end - self.start
+            if kept >= LINE_MAX:
+                raise ProtocolError("%s sent a malformed chunked body" % self.where)
+            buf[:kept] = mv[self.start:self.end]
+            self.start, self.end = 0, kept
+            count = await self._recv(mv[kept:])
+            if not count:
+                self.done = True
+                self.truncated = True
+                return None
+            self.end = kept + count
+
+    async def read_all(self):
+        """Read the whole (small) body into `body`; ProtocolError past `max_body`."""
+        body = bytearray()
+        limit = self.http.max_body
+        try:
+            while True:
+                chunk = await self.read_some()
+                if chunk is None:
+                    break
+                if len(body) + len(chunk) > limit:
+                    raise ProtocolError("%s sent a response larger than %d bytes" % (self.where, limit))
+                body.extend(chunk)
+            if self.truncated:
+                raise TransportError("the connection to %s broke mid-response" % self.where)
+        finally:
+            self.close()
+        self.body = bytes(body)
+
+
+def _reason(exc):
+    import errno
+
+    code = exc.args[0] if exc.args else None
+    names = {
+        getattr(errno, "ECONNREFUSED", -1): "connection refused",
+        getattr(errno, "ECONNRESET", -1): "connection reset",
+        getattr(errno, "ETIMEDOUT", -1): "timed out",
+        getattr(errno, "EHOSTUNREACH", -1): "no route to host",
+        getattr(errno, "ENOTCONN", -1): "not connected",
+        getattr(errno, "EPIPE", -1): "connection closed",
+    }
+    if code in names:
+        return names[code]
+    if isinstance(code, int) and code < 0:  # getaddrinfo failure codes
+        return "name not resolved"
+    return _short(exc)
+
+
+def _short(exc):
+    text = " ".join(str(a) for a in exc.args).strip() if exc.args else type(exc).__name__
+    return text.replace("\n", " ").strip() or type(exc).__name__
+
+
+class Runner:
+    """The core's Driver on asyncio: `await runner.run(call)`.
+
+    Args:
+        http: an Http.
+        persist: function(tokens or None) storing tokens atomically (flash).
+    """
+
+    def __init__(self, http, persist=None):
+        self.http = http
+        self.persist = persist
+
+    async def run(self, call):
+        value = None
+        error = None
+        try:
+            while True:
+                try:
+                    step = call.throw(error) if error is not None else call.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                value = error = None
+                try:
+                    value = await self.perform(step)
+                except Exception as exc:  # the call decides: retry, map or re-raise
+                    error = exc
+        finally:
+            call.close()
+
+    async def perform(self, step):
+        if isinstance(step, Request):
+            return await self.http.send(step)
+        if isinstance(step, Sleep):
+            await asyncio.sleep_ms(step.ms)
+            return None
+        if isinstance(step, Persist):
+            if self.persist is not None:
+                self.persist(step.tokens)
+            return None
+        if isinstance(step, Body):
+            return await self.stream_body(step)
+        if isinstance(step, Wait):
+            await asyncio.sleep_ms(100)  # another task's refresh: look again shortly
+            return None
+        raise TypeError("unknown step")
+
+    async def stream_body(self, step):
+        response, sink, plan = step.response, step.sink, step.plan
+        try:
+            if step.restart:
+                sink.truncate()
+            while True:
+                chunk = await response.read_some()
+                if chunk is None:
+                    break
+                sink.write(chunk)  # a failing sink (flash full) raises its own OSError
+                plan.feed(chunk)
+            if response.truncated:
+                raise TransportError("the connection to %s broke mid-download" % response.where)
+            plan.body_ended()
+        finally:
+            response.close()

@@ -1,0 +1,174 @@
+"""The pedal's web page (microdot): status, sign-in, models, sync.
+
+    GET  /                       the page (phone-sized)
+    GET  /status.json            the same status as JSON
+    GET  /signin                 redirect to TONE3000's OTP-only sign-in, back to /callback
+    GET  /callback?api_key=...   exchange the key for tokens (stored on flash), back to /
+    POST /sync                   start a sync (202; 409 when one runs; 401 signed out)
+    POST /models/<id>/activate   make a model the active one
+    POST /models/<id>/delete     delete a model
+    POST /signout                forget the tokens
+
+Forms post and get a 303 back to `/`; a client asking for JSON (Accept) gets JSON.
+"""
+
+from microdot import Microdot, Request, Response
+
+from tonecore.errors import ToneError
+
+from .console import log
+
+Request.max_content_length = 1024  # only tiny forms come in
+Request.max_body_length = 1024
+Request.max_readline = 1024
+
+_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"))
+
+_STYLE = ("body{font-family:sans-serif;margin:0 auto;max-width:32em;padding:1em;line-height:1.4}"
+          "button,.b{font-size:1em;padding:.6em 1em;margin:.2em 0;border-radius:.4em;border:1px solid #444;"
+          "background:#eee;color:#000;text-decoration:none;display:inline-block}"
+          ".p{background:#1a5fb4;color:#fff}li{margin:.5em 0}form{display:inline}.e{color:#a00}")
+
+
+def esc(text):
+    text = "%s" % (text,)
+    for old, new in _ESCAPES:
+        text = text.replace(old, new)
+    return text
+
+
+def _kb(count):
+    return "?" if count is None else "%d KB" % (count // 1024)
+
+
+def _wants_json(request):
+    return "application/json" in (request.headers.get("Accept") or "")
+
+
+def _back(request, data, status=200):
+    if _wants_json(request):
+        return data, status
+    return Response.redirect("/", 303)
+
+
+def page(status, notice=None):
+    parts = ['<!doctype html><html><head><meta charset="utf-8">'
+             '<meta name="viewport" content="width=device-width,initial-scale=1">'
+             "<title>tonebridge pedal</title><style>", _STYLE, "</style></head><body>",
+             "<h1>tonebridge</h1><p>", esc(status["board"]), "</p>"]
+    if notice:
+        parts += ['<p class="e">', esc(notice), "</p>"]
+    if status["signed_in"]:
+        parts += ["<p>Signed in", " as <b>" + esc(status["user"]) + "</b>" if status["user"] else "",
+                  '. <form method="post" action="/signout"><button>Sign out</button></form></p>']
+    else:
+        if status["message"]:
+            parts += ['<p class="e">TONE3000 needs you to sign in again.</p>']
+        parts += ['<p><a class="b p" href="/signin">Sign in with TONE3000</a></p>']
+    sync = status["sync"]
+    if sync:
+        line = "Sync: " + sync["state"]
+        current = sync["current"]
+        if current:
+            line += " - %s %s of %s" % (current["name"], _kb(current["bytes"]), _kb(current["total"]))
+        elif sync["state"] == "done":
+            line += " - %d new, %d up to date, %d failed" % (sync["installed"], sync["up_to_date"], sync["failed"])
+        parts += ["<p>", esc(line), "</p>"]
+        if sync["error"]:
+            parts += ['<p class="e">', esc(sync["error"]), "</p>"]
+    if status["signed_in"]:
+        parts += ['<form method="post" action="/sync"><input type="hidden" name="from" value="page"><button class="p">Sync now</button></form>']
+    parts += ["<h2>Models</h2>"]
+    if not status["models"]:
+        parts += ["<p>None yet. Sign in and sync your favorites.</p>"]
+    parts += ["<ul>"]
+    for model in status["models"]:
+        parts += ["<li><b>", esc(model["name"]), "</b> ", esc(model["platform"]), " ", esc(model["size"] or ""),
+                  ", ", _kb(model["bytes"]), " "]
+        if model["active"]:
+            parts += ["<i>active</i> "]
+        else:
+            parts += ['<form method="post" action="/models/%d/activate"><button>Use</button></form> ' % model["id"]]
+        parts += ['<form method="post" action="/models/%d/delete"><button>Delete</button></form></li>' % model["id"]]
+    parts += ["</ul><p>Flash: ", _kb(status["used_bytes"]), " used, ", _kb(status["free_bytes"]),
+              ' free. <a href="/status.json">status.json</a></p></body></html>']
+    return "".join(parts)
+
+
+def _model_id(text):
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def make_app(pedal):
+    app = Microdot()
+
+    def html(body, status=200):
+        return body, status, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+
+    @app.get("/")
+    async def index(request):
+        return html(page(pedal.status(), request.args.get("notice")))
+
+    @app.get("/status.json")
+    async def status_json(request):
+        return pedal.status(), 200, {"Cache-Control": "no-store"}
+
+    @app.get("/signin")
+    async def signin(request):
+        host = request.headers.get("Host") or pedal.settings.get("address") or "192.168.4.1"
+        return Response.redirect(pedal.sign_in_url("http://%s/callback" % host), 302)
+
+    @app.get("/callback")
+    async def callback(request):
+        params = {}
+        for name in ("api_key", "error", "error_description", "message"):
+            value = request.args.get(name)
+            if value is not None:
+                params[name] = value
+        try:
+            await pedal.sign_in(params)
+        except ToneError as exc:
+            log("sign-in: failed: %s" % exc)
+            return html(page(pedal.status(), "Sign-in failed: %s" % exc), 400)
+        if pedal.settings.get("sync_on_sign_in", True):
+            pedal.start_sync()
+        return Response.redirect("/", 303)
+
+    @app.post("/sync")
+    async def sync(request):
+        if not pedal.session.signed_in:
+            return {"started": False, "error": "not signed in"}, 401
+        started = pedal.start_sync()
+        if _wants_json(request) or not request.form:
+            return {"started": started, "sync": pedal.sync.status()}, 202 if started else 409
+        return Response.redirect("/", 303)
+
+    @app.post("/models/<mid>/activate")
+    async def activate(request, mid):
+        model_id = _model_id(mid)
+        if pedal.library.find(model_id) is None:
+            return {"error": "model %s is not installed" % mid}, 404
+        pedal.library.activate(model_id)
+        log("library: model %d is active" % model_id)
+        return _back(request, {"active": model_id})
+
+    @app.post("/models/<mid>/delete")
+    async def delete(request, mid):
+        model_id = _model_id(mid)
+        if pedal.library.find(model_id) is None:
+            return {"error": "model %s is not installed" % mid}, 404
+        if pedal.syncing():
+            return {"error": "a sync is running; try again when it is done"}, 409
+        pedal.library.delete(model_id)
+        log("library: model %d deleted" % model_id)
+        return _back(request, {"deleted": model_id})
+
+    @app.post("/signout")
+    async def signout(request):
+        await pedal.sign_out()
+        return _back(request, {"signed_in": False})
+
+    return app

@@ -1,0 +1,203 @@
+"""Sync: the user's favorited and created tones -> their models -> those this board can
+run -> download what is missing or changed (by id and updated_at) -> install.
+
+Memory stays flat: tones are walked a small page at a time and only (id, platform) pairs
+are kept; models are installed as their page is read; a download streams through the
+HTTP client's one buffer into a .part on flash.  An interrupted download resumes from
+its .part on the next sync (the pedal starts one at boot when signed in).
+"""
+
+import gc
+import time
+
+from tonecore.download import DownloadPlan
+from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequired, ToneError
+from tonecore.records import Pager
+
+from .console import log
+from .library import LibraryFull
+
+PAGE_SIZE = 10
+
+
+def runnable(formats, platform, size):
+    """True when a board with `formats` ({platform: sizes or '*'}) can run the model."""
+    sizes = formats.get(platform)
+    if sizes is None:
+        return False
+    return sizes == "*" or size in sizes
+
+
+class Sync:
+    """One sync run; `status()` is what the portal shows while it runs."""
+
+    def __init__(self, pedal):
+        self.pedal = pedal
+        self.state = "starting"
+        self.installed = 0
+        self.skipped = 0
+        self.failed = 0
+        self.current = None  # {"id", "name", "bytes", "total"} of the download in progress
+        self.error = None
+        self.started_ms = time.ticks_ms()
+        self.peak_alloc = 0
+        self.model_peak = 0
+        # (model id, bytes, ms, peak mem_alloc) per download, when the pedal keeps stats
+        self.stats = [] if pedal.settings.get("stats") else None
+
+    def status(self):
+        return {
+            "state": self.state, "installed": self.installed, "up_to_date": self.skipped,
+            "failed": self.failed, "current": self.current, "error": self.error,
+            "stats": self.stats,
+        }
+
+    def _note_memory(self):
+        used = gc.mem_alloc()
+        if used > self.peak_alloc:
+            self.peak_alloc = used
+        if used > self.model_peak:
+            self.model_peak = used
+
+    async def run(self):
+        pedal = self.pedal
+        try:
+            self.state = "listing"
+            tones = await self._tones()
+            log("sync: %d tones this board can run" % len(tones))
+            self.state = "downloading"
+            for tone_id, platform in tones:
+                await self._tone(tone_id, platform)
+            self.state = "done"
+            log("sync: done: %d installed, %d up to date, %d failed" % (self.installed, self.skipped, self.failed))
+        except SignInRequired as exc:
+            self.state = "error"
+            self.error = "sign in again"
+            log("sync: stopped: %s" % exc)
+        except LibraryFull as exc:
+            self.state = "error"
+            self.error = str(exc)
+            log("sync: stopped: %s" % exc)
+        except ToneError as exc:  # network, trust, redirects, API, bad answers
+            self.state = "error"
+            self.error = str(exc)
+            log("sync: stopped: %s" % exc)
+        except OSError as exc:  # the flash failed
+            self.state = "error"
+            self.error = "flash error: %s" % (exc,)
+            log("sync: stopped: flash error: %s" % (exc,))
+        finally:
+            self.current = None
+            pedal.library.load()  # what is on flash is the truth
+            gc.collect()
+            log("sync: peak heap in use %d bytes" % self.peak_alloc)
+
+    async def _tones(self):
+        pedal = self.pedal
+        formats = pedal.board.FORMATS
+        seen = []
+        for which in ("favorited", "created"):
+            pager = Pager(PAGE_SIZE)
+            while not pager.done:
+                page = await pedal.runner.run(pedal.client.tones_page(which, pager))
+                for tone in page.items:
+                    pair = (tone.id, tone.platform)
+                    if tone.platform in formats and pair not in seen:
+                        seen.append(pair)
+                page = None
+                self._note_memory()
+                gc.collect()
+        return seen
+
+    async def _tone(self, tone_id, platform):
+        pedal = self.pedal
+        formats = pedal.board.FORMATS
+        pager = Pager(PAGE_SIZE)
+        while not pager.done:
+            page = await pedal.runner.run(pedal.client.models_page(tone_id, pager))
+            todo = []
+            for model in page.items:
+                if not runnable(formats, platform, model.size):
+                    continue
+                if not pedal.library.needs(model.id, model.updated_at):
+                    self.skipped += 1
+                    continue
+                todo.append({
+                    "id": model.id, "tone_id": tone_id, "name": model.name, "platform": platform,
+                    "size": model.size, "updated_at": model.updated_at, "url": model.model_url,
+                    "filename": model.filename,
+                })
+            page = None
+            gc.collect()
+            for info in todo:
+                await self._install(info)
+
+    async def _install(self, info):
+        pedal = self.pedal
+        library = pedal.library
+        model_id = info["id"]
+        part = library.begin(model_id, info["url"], info["updated_at"])
+        plan = DownloadPlan(info["url"], info["filename"])
+        part.attach(plan, pedal.http.buf)
+        if part.offset:
+            log("sync: model %d: resuming at %d bytes" % (model_id, part.offset))
+        self.current = {"id": model_id, "name": info["name"], "bytes": part.offset, "total": None}
+        sink = _Progress(part, self)
+        self.model_peak = 0
+        started = time.ticks_ms()
+        try:
+            sha = await pedal.runner.run(pedal.client.download(plan, sink, "model %d" % model_id))
+            part.close()
+            entry = library.install(part, info, sha)
+            elapsed = time.ticks_diff(time.ticks_ms(), started)
+            self.installed += 1
+            self._note_memory()
+            if self.stats is not None:
+                self.stats.append((model_id, entry["bytes"], elapsed, self.model_peak))
+            log("sync: model %d installed: %s (%d bytes in %d ms, sha256 %s)"
+                % (model_id, entry["name"], entry["bytes"], elapsed, sha[:12]))
+        except LibraryFull:
+            part.close()
+            library.discard(model_id)  # give the flash back; earlier models are untouched
+            raise
+        except IntegrityError as exc:
+            part.close()
+            library.discard(model_id)  # bad bytes: never resume from them
+            self.failed += 1
+            log("sync: model %d failed: %s" % (model_id, exc))
+        except (ApiError, DownloadError) as exc:
+            part.close()
+            self.failed += 1
+            log("sync: model %d failed: %s" % (model_id, exc))
+            if isinstance(exc, ApiError) and exc.status in (403, 404):
+                library.discard(model_id)
+        except BaseException:
+            part.close()  # the .part stays for the next sync to resume
+            raise
+        finally:
+            self._note_memory()
+            self.current = None
+
+
+class _Progress:
+    """Wraps a PartFile: reports progress to the status and the console."""
+
+    def __init__(self, part, sync):
+        self.part = part
+        self.sync = sync
+        self.next_log = 0
+
+    def write(self, chunk):
+        part = self.part
+        part.write(chunk)
+        self.sync._note_memory()
+        current = self.sync.current
+        current["bytes"] = part.size
+        if part.plan.total is not None:
+            current["total"] = part.plan.total
+        if part.size >= self.next_log:
+            self.next_log = part.size + 256 * 1024
+            log("sync: model %d: %d/%s bytes" % (part.model_id, part.size, current["total"] or "?"))
+
+    def truncate(self):
+        self.part.truncate()
