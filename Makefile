@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # An ESP32 without PSRAM: the MicroPython heap the core's tests must fit in.
 MPY_HEAP ?= 128k
 
-.PHONY: install test test-micropython test-python demo bench clean
+.PHONY: install test test-micropython test-python demo bench firmware clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ demo: install
 bench:
 	@$(MAKE) --no-print-directory install 1>&2  # stdout is for the JSON only
 	@$(BIN)/python -m tests.bench.run
+
+## firmware: compile the pedal firmware for BOARD into build/BOARD (see boards/README.md)
+BOARD ?= esp32_generic
+firmware: install
+	$(BIN)/tonebridge firmware build --board $(BOARD)
 
 clean:
 	rm -rf build .pytest_cache demo-out bench-results.json

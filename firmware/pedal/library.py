@@ -24,6 +24,11 @@ import os
 from tonecore.compat import hexlify, sha256
 from tonecore.errors import ToneError
 
+# A manifest entry in RAM is a tuple in this order (about half the heap of a dict);
+# on flash each is a JSON object with these keys.
+FIELDS = ("id", "tone_id", "name", "platform", "size", "bytes", "sha256", "updated_at", "file")
+ID, TONE, NAME, PLATFORM, SIZE, BYTES, SHA, UPDATED, FILE = range(9)
+
 MANIFEST = "library.json"
 MODELS = "models"
 SPARE_BLOCKS = 16  # kept free beyond a download: manifest rewrites, littlefs metadata
@@ -83,8 +88,7 @@ class Library:
     """Installed models on the flash mounted at `root` ('' or '/flash').
 
     Attributes:
-        models: list of dicts (id, tone_id, name, platform, size, bytes, sha256,
-            updated_at, file) - the manifest's entries.
+        models: the manifest's entries, tuples in FIELDS order.
         active: the id of the active model, or None.
     """
 
@@ -101,35 +105,54 @@ class Library:
         if data is None and _exists(self.path):
             raise LibraryError("the model manifest on flash is damaged")
         data = data or {}
-        self.models = data.get("models") or []
-        self.active = data.get("active")
+        active = data.get("active")
+        models = data.get("models") or []
+        data = None
+        for at in range(len(models)):
+            models[at] = tuple(models[at].get(name) for name in FIELDS)
+        self.models = models
+        # an active id that is not installed is no pointer
+        self.active = active if self.find(active) is not None else None
 
     def save(self):
-        write_json(self.path, {"version": 1, "active": self.active, "models": self.models})
+        """Rewrite the manifest atomically, one entry at a time (no big string)."""
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write('{"version": 1, "active": %s, "models": [' % json.dumps(self.active))
+            first = True
+            for entry in self.models:
+                item = {}
+                for at in range(len(FIELDS)):
+                    item[FIELDS[at]] = entry[at]
+                f.write(("\n" if first else ",\n") + json.dumps(item))
+                first = False
+            f.write("]}\n")
+            f.flush()
+        os.rename(tmp, self.path)
 
     def file_path(self, entry):
-        return self.dir + "/" + entry["file"]
+        return self.dir + "/" + entry[FILE]
 
     def part_path(self, model_id):
         return "%s/%d.part" % (self.dir, model_id)
 
     def find(self, model_id):
         for entry in self.models:
-            if entry["id"] == model_id:
+            if entry[ID] == model_id:
                 return entry
         return None
 
     def needs(self, model_id, updated_at):
         """True when the model is missing or the service has a newer version."""
         entry = self.find(model_id)
-        return entry is None or (updated_at or "") != (entry.get("updated_at") or "")
+        return entry is None or (updated_at or "") != (entry[UPDATED] or "")
 
     def free_bytes(self):
         st = os.statvfs(self.root or "/")
         return st[0] * st[4]
 
     def used_bytes(self):
-        return sum(entry["bytes"] for entry in self.models)
+        return sum(entry[BYTES] for entry in self.models)
 
     def recover(self):
         """At boot: drop temporaries and files no manifest entry owns; keep .parts.
@@ -142,7 +165,7 @@ class Library:
         except OSError:
             pass
         _remove(self.path + ".tmp")
-        owned = [entry["file"] for entry in self.models]
+        owned = [entry[FILE] for entry in self.models]
         removed = []
         for name in os.listdir(self.dir):
             if name in owned or name.endswith(".part") or name.endswith(".part.json"):
@@ -183,18 +206,15 @@ class Library:
         name = "%d-%s%s" % (model_id, sha[:8], extension(info.get("filename") or ""))
         os.rename(part.path, self.dir + "/" + name)
         old = self.find(model_id)
-        entry = {
-            "id": model_id, "tone_id": info.get("tone_id"), "name": info.get("name"),
-            "platform": info.get("platform"), "size": info.get("size"), "bytes": part.size,
-            "sha256": sha, "updated_at": info.get("updated_at"), "file": name,
-        }
-        self.models = [e for e in self.models if e["id"] != model_id] + [entry]
+        entry = (model_id, info.get("tone_id"), info.get("name"), info.get("platform"), info.get("size"),
+                 part.size, sha, info.get("updated_at"), name)
+        self.models = [e for e in self.models if e[ID] != model_id] + [entry]
         if self.active is None:
             self.active = model_id
         self.save()
         _remove(part.path + ".json")
-        if old is not None and old["file"] != name:
-            _remove(self.dir + "/" + old["file"])
+        if old is not None and old[FILE] != name:
+            _remove(self.dir + "/" + old[FILE])
         return entry
 
     def discard(self, model_id):
@@ -215,9 +235,9 @@ class Library:
         entry = self.find(model_id)
         if entry is None:
             raise LibraryError("model %s is not installed" % model_id)
-        self.models = [e for e in self.models if e["id"] != model_id]
+        self.models = [e for e in self.models if e[ID] != model_id]
         if self.active == model_id:
-            self.active = self.models[0]["id"] if self.models else None
+            self.active = self.models[0][ID] if self.models else None
         self.save()
         _remove(self.file_path(entry))
 
@@ -236,7 +256,7 @@ class Library:
                     total += count
         except OSError:
             return False
-        return total == entry["bytes"] and hexlify(digest.digest()) == entry["sha256"]
+        return total == entry[BYTES] and hexlify(digest.digest()) == entry[SHA]
 
 
 class PartFile:

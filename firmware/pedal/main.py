@@ -19,7 +19,7 @@ from tonecore.ratelimit import RateLimiter
 from tonecore.session import Session
 
 from .console import log
-from .library import Library, read_json
+from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, Library, read_json
 from .net import Http, Runner
 from .tokens import TokenFile
 
@@ -55,9 +55,10 @@ class Pedal:
         self.token_file = TokenFile(root)
         self.api = settings.get("api") or API_DEFAULT
         cas = settings.get("ca_ders") or ([settings["ca_der"]] if settings.get("ca_der") else ())
-        self.http = Http(cas, settings.get("buffer") or 4096)
+        self.http = Http(cas)  # its buffer is allocated now, while the heap is unfragmented
         self.session = Session(OtpSignIn(self.api, None), self.token_file.load(self.clock()))
-        self.client = Client(self.api, self.session, self.clock, RateLimiter(REQUESTS_PER_MINUTE))
+        pace = settings.get("requests_per_minute") or REQUESTS_PER_MINUTE
+        self.client = Client(self.api, self.session, self.clock, RateLimiter(pace))
         self.runner = Runner(self.http, self._persist)
         self.user = None
         self.sign_in_again = False
@@ -124,31 +125,39 @@ class Pedal:
         if sync.error == "sign in again":
             self.signed_out()
 
-    def status(self):
+    def status(self, with_models=True):
+        """The pedal's state as a dict.  `with_models` False leaves out the model list
+        (the portal streams it with `model_items()` instead of building it)."""
         library = self.library
-        models = []
-        for entry in library.models:
-            models.append({
-                "id": entry["id"], "name": entry["name"], "platform": entry["platform"], "size": entry["size"],
-                "bytes": entry["bytes"], "sha256": entry["sha256"], "active": entry["id"] == library.active,
-            })
         try:
             free = library.free_bytes()
         except OSError:
             free = None
-        return {
+        data = {
             "board": boardinfo.NAME,
             "signed_in": self.session.signed_in,
             "user": self.user,
             "message": "sign in again" if self.sign_in_again and not self.session.signed_in else None,
-            "models": models,
             "active": library.active,
+            "model_count": len(library.models),
             "free_bytes": free,
             "used_bytes": library.used_bytes(),
             "sync": self.sync.status() if self.sync else None,
             "heap": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "code": self.code_bytes,
                      "sync_peak": self.sync.peak_alloc if self.sync else None},
         }
+        if with_models:
+            data["models"] = list(self.model_items())
+        return data
+
+    def model_items(self):
+        """The installed models for the status, one dict at a time."""
+        library = self.library
+        for entry in library.models:
+            yield {
+                "id": entry[ID], "name": entry[NAME], "platform": entry[PLATFORM], "size": entry[SIZE],
+                "bytes": entry[BYTES], "sha256": entry[SHA], "active": entry[ID] == library.active,
+            }
 
     # -- running -------------------------------------------------------------------------
 

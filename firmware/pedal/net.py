@@ -20,6 +20,7 @@ steps.  Error messages name the origin only, never a path or query (signed URLs)
 """
 
 import asyncio
+import json
 import socket
 import time
 from errno import EINPROGRESS
@@ -32,9 +33,10 @@ from tonecore.http import Request, Response
 from tonecore.urls import split_url
 
 HEAD_MAX = 4096
+BUFFER = 8192  # head, JSON bodies (parsed in place) and download chunks share it
 IO_TIMEOUT_MS = 15000
 DEADLINE_MS = 30000
-MAX_BODY = 16384
+MAX_BODY = 8192
 LINE_MAX = 256  # a chunk-size line
 USER_AGENT = "tonebridge-pedal"
 
@@ -66,7 +68,7 @@ class Http:
         sent: requests sent so far.
     """
 
-    def __init__(self, ca_ders=(), buffer_size=HEAD_MAX, io_timeout_ms=IO_TIMEOUT_MS,
+    def __init__(self, ca_ders=(), buffer_size=BUFFER, io_timeout_ms=IO_TIMEOUT_MS,
                  deadline_ms=DEADLINE_MS, max_body=MAX_BODY):
         self.ca_ders = ca_ders
         self.buf = bytearray(buffer_size if buffer_size > HEAD_MAX else HEAD_MAX)
@@ -350,22 +352,55 @@ class HttpResponse(Response):
             self.end = kept + count
 
     async def read_all(self):
-        """Read the whole (small) body into `body`; ProtocolError past `max_body`."""
-        body = bytearray()
+        """Read the whole (small) body into `body`; ProtocolError past `max_body`.
+
+        A Content-Length body lands in the shared buffer (body is a memoryview of it,
+        valid until the next request); a chunked or unframed one in a bytearray.
+        """
         limit = self.http.max_body
         try:
-            while True:
-                chunk = await self.read_some()
-                if chunk is None:
-                    break
-                if len(body) + len(chunk) > limit:
-                    raise ProtocolError("%s sent a response larger than %d bytes" % (self.where, limit))
-                body.extend(chunk)
+            if self.mode == "length":  # read in place into the shared buffer: no allocation
+                buf, mv = self.http.buf, self.http.mv
+                size = self.left
+                if size > limit or size > len(buf):
+                    raise ProtocolError("%s sent a response larger than %d bytes" % (self.where, min(limit, len(buf))))
+                got = self.end - self.start
+                if got > size:
+                    got = size
+                buf[:got] = mv[self.start:self.start + got]
+                while got < size:
+                    count = await self._recv(mv[got:size])
+                    if not count:
+                        self.truncated = True
+                        break
+                    got += count
+                self.done = True
+                body = mv[:got]  # valid until the next request: parsed right away
+            elif self.mode is None:
+                body = b""
+            else:
+                body = bytearray()
+                while True:
+                    chunk = await self.read_some()
+                    if chunk is None:
+                        break
+                    if len(body) + len(chunk) > limit:
+                        raise ProtocolError("%s sent a response larger than %d bytes" % (self.where, limit))
+                    body.extend(chunk)
             if self.truncated:
                 raise TransportError("the connection to %s broke mid-response" % self.where)
         finally:
             self.close()
-        self.body = bytes(body)
+        self.body = body
+
+    def json(self):
+        """The body parsed in place (MicroPython's json reads a bytearray directly)."""
+        if not self.body:
+            raise ProtocolError("expected a JSON body from %s, got none (HTTP %d)" % (self.where, self.status))
+        try:
+            return json.loads(self.body)
+        except (ValueError, TypeError):
+            raise ProtocolError("malformed JSON from %s (HTTP %d)" % (self.where, self.status))
 
 
 def _reason(exc):

@@ -12,6 +12,8 @@
 Forms post and get a 303 back to `/`; a client asking for JSON (Accept) gets JSON.
 """
 
+import json
+
 from microdot import Microdot, Request, Response
 
 from tonecore.errors import ToneError
@@ -51,20 +53,23 @@ def _back(request, data, status=200):
     return Response.redirect("/", 303)
 
 
-def page(status, notice=None):
-    parts = ['<!doctype html><html><head><meta charset="utf-8">'
-             '<meta name="viewport" content="width=device-width,initial-scale=1">'
-             "<title>tonebridge pedal</title><style>", _STYLE, "</style></head><body>",
-             "<h1>tonebridge</h1><p>", esc(status["board"]), "</p>"]
+def page(pedal, notice=None):
+    """The page, as a generator of small strings (never one big string in the heap)."""
+    status = pedal.status(False)
+    yield ('<!doctype html><html><head><meta charset="utf-8">'
+           '<meta name="viewport" content="width=device-width,initial-scale=1">'
+           "<title>tonebridge pedal</title><style>")
+    yield _STYLE
+    yield "</style></head><body><h1>tonebridge</h1><p>%s</p>" % esc(status["board"])
     if notice:
-        parts += ['<p class="e">', esc(notice), "</p>"]
+        yield '<p class="e">%s</p>' % esc(notice)
     if status["signed_in"]:
-        parts += ["<p>Signed in", " as <b>" + esc(status["user"]) + "</b>" if status["user"] else "",
-                  '. <form method="post" action="/signout"><button>Sign out</button></form></p>']
+        yield "<p>Signed in%s." % (" as <b>" + esc(status["user"]) + "</b>" if status["user"] else "")
+        yield ' <form method="post" action="/signout"><button>Sign out</button></form></p>'
     else:
         if status["message"]:
-            parts += ['<p class="e">TONE3000 needs you to sign in again.</p>']
-        parts += ['<p><a class="b p" href="/signin">Sign in with TONE3000</a></p>']
+            yield '<p class="e">TONE3000 needs you to sign in again.</p>'
+        yield '<p><a class="b p" href="/signin">Sign in with TONE3000</a></p>'
     sync = status["sync"]
     if sync:
         line = "Sync: " + sync["state"]
@@ -73,26 +78,37 @@ def page(status, notice=None):
             line += " - %s %s of %s" % (current["name"], _kb(current["bytes"]), _kb(current["total"]))
         elif sync["state"] == "done":
             line += " - %d new, %d up to date, %d failed" % (sync["installed"], sync["up_to_date"], sync["failed"])
-        parts += ["<p>", esc(line), "</p>"]
+        yield "<p>%s</p>" % esc(line)
         if sync["error"]:
-            parts += ['<p class="e">', esc(sync["error"]), "</p>"]
+            yield '<p class="e">%s</p>' % esc(sync["error"])
     if status["signed_in"]:
-        parts += ['<form method="post" action="/sync"><input type="hidden" name="from" value="page"><button class="p">Sync now</button></form>']
-    parts += ["<h2>Models</h2>"]
-    if not status["models"]:
-        parts += ["<p>None yet. Sign in and sync your favorites.</p>"]
-    parts += ["<ul>"]
-    for model in status["models"]:
-        parts += ["<li><b>", esc(model["name"]), "</b> ", esc(model["platform"]), " ", esc(model["size"] or ""),
-                  ", ", _kb(model["bytes"]), " "]
+        yield ('<form method="post" action="/sync"><input type="hidden" name="from" value="page">'
+               '<button class="p">Sync now</button></form>')
+    yield "<h2>Models</h2>"
+    if not status["model_count"]:
+        yield "<p>None yet. Sign in and sync your favorites.</p>"
+    yield "<ul>"
+    for model in pedal.model_items():
+        yield "<li><b>%s</b> %s %s, %s " % (esc(model["name"]), esc(model["platform"]), esc(model["size"] or ""),
+                                            _kb(model["bytes"]))
         if model["active"]:
-            parts += ["<i>active</i> "]
+            yield "<i>active</i> "
         else:
-            parts += ['<form method="post" action="/models/%d/activate"><button>Use</button></form> ' % model["id"]]
-        parts += ['<form method="post" action="/models/%d/delete"><button>Delete</button></form></li>' % model["id"]]
-    parts += ["</ul><p>Flash: ", _kb(status["used_bytes"]), " used, ", _kb(status["free_bytes"]),
-              ' free. <a href="/status.json">status.json</a></p></body></html>']
-    return "".join(parts)
+            yield '<form method="post" action="/models/%d/activate"><button>Use</button></form> ' % model["id"]
+        yield '<form method="post" action="/models/%d/delete"><button>Delete</button></form></li>' % model["id"]
+    yield "</ul><p>Flash: %s used, %s free. " % (_kb(status["used_bytes"]), _kb(status["free_bytes"]))
+    yield '<a href="/status.json">status.json</a></p></body></html>'
+
+
+def status_json(pedal):
+    """/status.json as a generator: the status, then the models one at a time."""
+    head = json.dumps(pedal.status(False))
+    yield head[:-1] + ', "models": ['
+    first = True
+    for model in pedal.model_items():
+        yield ("" if first else ", ") + json.dumps(model)
+        first = False
+    yield "]}"
 
 
 def _model_id(text):
@@ -110,11 +126,11 @@ def make_app(pedal):
 
     @app.get("/")
     async def index(request):
-        return html(page(pedal.status(), request.args.get("notice")))
+        return html(page(pedal, request.args.get("notice")))
 
     @app.get("/status.json")
-    async def status_json(request):
-        return pedal.status(), 200, {"Cache-Control": "no-store"}
+    async def status(request):
+        return status_json(pedal), 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
     @app.get("/signin")
     async def signin(request):
@@ -132,7 +148,7 @@ def make_app(pedal):
             await pedal.sign_in(params)
         except ToneError as exc:
             log("sign-in: failed: %s" % exc)
-            return html(page(pedal.status(), "Sign-in failed: %s" % exc), 400)
+            return html(page(pedal, "Sign-in failed: %s" % exc), 400)
         if pedal.settings.get("sync_on_sign_in", True):
             pedal.start_sync()
         return Response.redirect("/", 303)

@@ -15,9 +15,10 @@ from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequi
 from tonecore.records import Pager
 
 from .console import log
-from .library import LibraryFull
+from .library import BYTES, NAME, LibraryFull
 
-PAGE_SIZE = 10
+TONES_PAGE = 5  # a page of tones (descriptions and all) must fit the client's 8 KB buffer
+MODELS_PAGE = 10
 
 
 def runnable(formats, platform, size):
@@ -86,6 +87,14 @@ class Sync:
             self.state = "error"
             self.error = "flash error: %s" % (exc,)
             log("sync: stopped: flash error: %s" % (exc,))
+        except MemoryError:
+            self.state = "error"
+            self.error = "out of memory; the next sync continues where this one stopped"
+            log("sync: stopped: out of memory (heap %d bytes free)" % gc.mem_free())
+        except Exception as exc:  # a bug: the pedal keeps serving its page, the status says so
+            self.state = "error"
+            self.error = "internal error: %s" % (exc,)
+            log("sync: stopped: internal error: %r" % (exc,))
         finally:
             self.current = None
             pedal.library.load()  # what is on flash is the truth
@@ -97,7 +106,7 @@ class Sync:
         formats = pedal.board.FORMATS
         seen = []
         for which in ("favorited", "created"):
-            pager = Pager(PAGE_SIZE)
+            pager = Pager(TONES_PAGE)
             while not pager.done:
                 page = await pedal.runner.run(pedal.client.tones_page(which, pager))
                 for tone in page.items:
@@ -112,7 +121,7 @@ class Sync:
     async def _tone(self, tone_id, platform):
         pedal = self.pedal
         formats = pedal.board.FORMATS
-        pager = Pager(PAGE_SIZE)
+        pager = Pager(MODELS_PAGE)
         while not pager.done:
             page = await pedal.runner.run(pedal.client.models_page(tone_id, pager))
             todo = []
@@ -153,9 +162,9 @@ class Sync:
             self.installed += 1
             self._note_memory()
             if self.stats is not None:
-                self.stats.append((model_id, entry["bytes"], elapsed, self.model_peak))
+                self.stats.append((model_id, entry[BYTES], elapsed, self.model_peak))
             log("sync: model %d installed: %s (%d bytes in %d ms, sha256 %s)"
-                % (model_id, entry["name"], entry["bytes"], elapsed, sha[:12]))
+                % (model_id, entry[NAME], entry[BYTES], elapsed, sha[:12]))
         except LibraryFull:
             part.close()
             library.discard(model_id)  # give the flash back; earlier models are untouched

@@ -8,6 +8,9 @@
       models TONE_ID [--json]
       download MODEL_ID [--tone TONE_ID] [-o PATH] [--force] [--json]
       emulator …            (the local TONE3000 stand-in, see tonebridge.emulator)
+      firmware boards|build|deploy|refresh-cas …   (the pedal firmware, see tonebridge.firmware)
+      sim [--board B] [--heap SIZE] [--flash PATH] [--ca DER] [--log FILE] [--portal-port N]
+                            (the simulated pedal, see tonebridge.sim)
 
 `--api` is accepted before or after the command; else $TONEBRIDGE_API; else the real
 service.  A bare origin (`http://127.0.0.1:54321`, as the emulator prints) means
@@ -42,6 +45,7 @@ from tonecore.urls import split_url
 
 from . import downloads, output
 from .downloads import Interrupted
+from .firmware import firmware_group
 from .store import TokenStore, config_home
 from .transport import Connection
 
@@ -385,6 +389,32 @@ def download(ctx, model_id, tone_id, out, force, as_json):
         notes.append("recovered from %d interrupted transfer%s" % (result.retries, "" if result.retries == 1 else "s"))
     click.echo("Saved %s%s" % (result.path, " (%s)" % "; ".join(notes) if notes else ""))
     click.echo("  %d bytes, sha256 %s" % (result.size, result.sha256))
+
+
+@cli.command()
+@api_option
+@click.option("--board", default="unix_sim", show_default=True, help="The board to simulate (a folder of boards/).")
+@click.option("--heap", metavar="SIZE", help="MicroPython heap, e.g. 128k or 2M [default: the board's budget].")
+@click.option("--flash", metavar="PATH", help="The flash image, created if missing [default: in the user data dir].")
+@click.option("--ca", metavar="DERFILE", type=click.Path(exists=True, dir_okay=False),
+              help="A DER CA certificate the pedal trusts for https.")
+@click.option("--log", metavar="FILE", help="Append the pedal's console to FILE.")
+@click.option("--portal-port", type=click.IntRange(0, 65535), help="The portal's port [default: a free one].")
+@click.option("--overlay", metavar="DIR", type=click.Path(exists=True, file_okay=False), hidden=True,
+              help="Sources compiled over the firmware (tests swap in a fake pedal/main.py).")
+@click.pass_context
+def sim(ctx, board, heap, flash, ca, log, portal_port, overlay):
+    """Run the pedal firmware under MicroPython: console on a pty, portal on loopback.
+
+    Prints `serial: /dev/pts/N` and `portal: http://127.0.0.1:PORT/`, then runs until
+    Ctrl-C or SIGTERM.
+    """
+    from . import sim as simulator  # only this command needs it
+
+    simulator.run(current_api(ctx), board, heap, flash, ca, log, portal_port, overlay, echo=click.echo)
+
+
+cli.add_command(firmware_group)
 
 
 def main(argv=None):

@@ -28,8 +28,18 @@ def mpy_cross_command():
     return found
 
 
-def compile_file(source, target, march=None):
+def mpy_cross_version():
+    """The first line of `mpy-cross --version`, e.g. "MicroPython v1.29.0 …; mpy-cross emitting mpy v6.3"."""
+    done = subprocess.run([mpy_cross_command(), "--version"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BuildError("mpy-cross --version: %s" % (done.stderr or done.stdout).strip())
+    return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
+
+
+def compile_file(source, target, march=None, source_name=None):
     """Compile one .py file to `target` (.mpy).
+
+    `source_name` is the file name recorded for tracebacks (default: `source` as given).
 
     Raises:
         BuildError: mpy-cross failed; the message has its diagnostics.
@@ -38,6 +48,8 @@ def compile_file(source, target, march=None):
     cmd = [mpy_cross_command(), "-o", target]
     if march:
         cmd.append("-march=" + march)
+    if source_name:
+        cmd += ["-s", source_name]
     # The source path as given ends up in tracebacks: keep it short and relative.
     cmd.append(source)
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -688,3 +688,16 @@ def test_cli_stops_on_sigterm():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_model_update_publishes_new_bytes_and_updated_at():
+    with EmulatorServer() as fresh:  # its own: the update changes the catalogue
+        check_update(fresh.base_url)
+
+
+def check_update(base):
+    before = httpx.get(base + "/_emulator/models/1008", timeout=5).json()
+    after = httpx.post(base + "/_emulator/models/1008/update", timeout=5).json()
+    assert after["sha256"] != before["sha256"] and after["filename"] == before["filename"]
+    assert abs(after["size"] - before["size"]) < before["size"] // 10  # the same kind of file
+    assert httpx.post(base + "/_emulator/models/999999/update", timeout=5).status_code == 404

@@ -242,6 +242,7 @@ class Model:
     params: dict
     created_at: str
     updated_at: str
+    version: int = 0  # bumped by POST /_emulator/models/{id}/update: new bytes, new updated_at
 
     def to_json(self, base_url):
         """The Model shape; model_url points at the emulator itself."""

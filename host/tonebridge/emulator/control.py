@@ -7,13 +7,17 @@
     POST /_emulator/reset         clear log, outbox, faults, rate-limit windows
     GET  /_emulator/models        every model: id, tone_id, filename, size class, platform
     GET  /_emulator/models/{id}   {"id", "size", "sha256", "filename", ...} of the file
+    POST /_emulator/models/{id}/update   publish a new version: other bytes, updated_at now
 """
 
+import datetime
 import json
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from .catalogue import iso
 
 RATE_FIELDS = ("rate_limit", "rate_window", "retry_after")
 
@@ -73,6 +77,17 @@ async def model_file(request):
                          "etag": file.etag, "content_type": file.content_type, "tone_id": model.tone_id})
 
 
+async def update_model(request):
+    state = _state(request)
+    model = state.catalogue.models.get(request.path_params["model_id"])
+    if model is None:
+        return JSONResponse({"error": "not_found", "message": "No such model"}, 404)
+    model.version += 1
+    model.updated_at = iso(datetime.datetime.now(datetime.timezone.utc))
+    state.files.forget(model.id)
+    return await model_file(request)
+
+
 def routes():
     return [
         Route("/_emulator/outbox", outbox, methods=["GET"]),
@@ -82,4 +97,5 @@ def routes():
         Route("/_emulator/reset", reset, methods=["POST"]),
         Route("/_emulator/models", list_models, methods=["GET"]),
         Route("/_emulator/models/{model_id:int}", model_file, methods=["GET"]),
+        Route("/_emulator/models/{model_id:int}/update", update_model, methods=["POST"]),
     ]

@@ -69,6 +69,11 @@ class FileStore:
         self._files = {}
         self._lock = threading.Lock()
 
+    def forget(self, model_id):
+        """Drop a built file (its model changed)."""
+        with self._lock:
+            self._files.pop(model_id, None)
+
     def cached(self, model_id):
         return self._files.get(model_id)
 
@@ -81,7 +86,10 @@ class FileStore:
             found = self._files.get(model.id)
             if found is None:
                 tone = self.catalogue.tones[model.tone_id]
-                data = build(model, tone, random.Random("file:%d:%d" % (self.catalogue.seed, model.id)))
+                seed = "file:%d:%d" % (self.catalogue.seed, model.id)
+                if model.version:  # an updated model: other bytes, same kind and size class
+                    seed += ":v%d" % model.version
+                data = build(model, tone, random.Random(seed))
                 modified = datetime.datetime.fromisoformat(model.updated_at)
                 ext = model.filename[model.filename.rfind("."):]
                 found = ModelFile(data, hashlib.sha256(data).hexdigest(), CONTENT_TYPES.get(ext, "application/octet-stream"),

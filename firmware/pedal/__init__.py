@@ -1,0 +1,1 @@
+"""The pedal firmware (MicroPython): see firmware/README.md."""

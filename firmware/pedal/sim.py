@@ -1,0 +1,124 @@
+"""Boot of the simulated pedal: the real firmware on the MicroPython unix port.
+
+    micropython -X heapsize=<board heap> -m pedal.sim
+
+What a board's boot does with its flash partition, this does with an image file: mount
+it as littlefs at /flash (formatting a blank image), then hand over to
+`pedal.main.start(settings)`. `tonebridge sim` (host/tonebridge/sim.py) sets the
+environment and puts the console on a pty.
+
+Environment:
+    TONEBRIDGE_FLASH    the flash image: must exist, a whole number of 4096-byte blocks
+    TONEBRIDGE_API      the TONE3000 API base URL
+    TONEBRIDGE_PORTAL   HOST:PORT for the portal to listen on
+    TONEBRIDGE_CA       optional: a DER CA certificate to trust for https
+    TONEBRIDGE_BOARD    optional: the board name (default unix_sim)
+    TONEBRIDGE_SYNC_ON_BOOT, TONEBRIDGE_SYNC_ON_SIGN_IN
+                        optional: "0" to not start a sync then (tests)
+    TONEBRIDGE_REQUESTS_PER_MINUTE
+                        optional: the pacing limit (default 90; tests that sync
+                        again and again raise it)
+    TONEBRIDGE_STATS    optional: "1" to keep per-download numbers in /status.json
+    TONEBRIDGE_GC_THRESHOLD
+                        optional: gc.threshold() in bytes, so that mem_alloc() stays
+                        close to the live data (the memory benchmark)
+
+A setting that is missing or wrong ends the boot with one console line,
+`sim: error: …`, and exit status 1.
+"""
+
+import gc
+import os
+import sys
+
+from pedal import flash
+
+FS_ROOT = "/flash"
+DEFAULT_BOARD = "unix_sim"
+
+
+def fail(message):
+    """Print `sim: error: <message>` on the console and end with status 1."""
+    print("sim: error: " + message)
+    sys.exit(1)
+
+
+def required(name):
+    """The value of environment variable `name`; fails if it is unset or empty."""
+    value = os.getenv(name)
+    if not value:
+        fail(name + " is not set")
+    return value
+
+
+def flash_path():
+    """$TONEBRIDGE_FLASH, checked: an existing file of whole blocks."""
+    path = required("TONEBRIDGE_FLASH")
+    try:
+        size = os.stat(path)[6]
+    except OSError:
+        fail("TONEBRIDGE_FLASH: no such file: " + path)
+    if size == 0 or size % flash.BLOCK_SIZE:
+        fail("TONEBRIDGE_FLASH: %s is %d bytes, not a multiple of %d" % (path, size, flash.BLOCK_SIZE))
+    return path
+
+
+def portal_address():
+    """$TONEBRIDGE_PORTAL as (host, port)."""
+    value = required("TONEBRIDGE_PORTAL")
+    host, _, port = value.rpartition(":")
+    try:
+        port = int(port)
+    except ValueError:
+        port = -1
+    if not host or not 0 <= port <= 65535:
+        fail("TONEBRIDGE_PORTAL must be HOST:PORT, not " + value)
+    return host, port
+
+
+def ca_der():
+    """The bytes of $TONEBRIDGE_CA, or None when it is not set."""
+    path = os.getenv("TONEBRIDGE_CA")
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        fail("TONEBRIDGE_CA: cannot read " + path)
+
+
+def settings_from_env():
+    """The settings dict `pedal.main.start` takes, from the environment."""
+    host, port = portal_address()
+    return {
+        "api": required("TONEBRIDGE_API"),
+        "portal_host": host,
+        "portal_port": port,
+        "fs_root": FS_ROOT,
+        "ca_der": ca_der(),
+        "board": os.getenv("TONEBRIDGE_BOARD") or DEFAULT_BOARD,
+        "sync_on_boot": os.getenv("TONEBRIDGE_SYNC_ON_BOOT") != "0",
+        "sync_on_sign_in": os.getenv("TONEBRIDGE_SYNC_ON_SIGN_IN") != "0",
+        "stats": os.getenv("TONEBRIDGE_STATS") == "1",
+        "gc_threshold": int(os.getenv("TONEBRIDGE_GC_THRESHOLD") or 0),
+        "requests_per_minute": int(os.getenv("TONEBRIDGE_REQUESTS_PER_MINUTE") or 0),
+    }
+
+
+def boot():
+    """Mount the flash image at /flash and start the firmware."""
+    settings = settings_from_env()
+    try:
+        bdev = flash.FileBlockDev(flash_path())
+        flash.mount(bdev, FS_ROOT)
+    except OSError as error:
+        fail("cannot mount the flash image: %s" % error)
+    from pedal import main  # after the mount: the firmware may read flash as it loads
+
+    gc.collect()  # hand the firmware a heap with only what it needs
+    main.start(settings)
+
+
+if __name__ == "__main__":
+    boot()

@@ -1,0 +1,704 @@
+"""The simulated pedal: the real firmware under the MicroPython unix port.
+
+`SimulatedPedal` stages the firmware as compiled bytecode (`.mpy`), creates the flash
+image (a sparse file that `pedal.flash.FileBlockDev` mounts as littlefs), starts
+
+    micropython -X heapsize=<board heap> -m pedal.sim
+
+with the board's heap budget, and puts its console on a pseudo-terminal:
+
+    firmware stdout+stderr --> pty master --> /dev/pts/N  (what a serial client opens)
+                           +-> --log file, and a ring of the last 200 console lines
+    /dev/pts/N --> pty master --> firmware stdin           (raw bytes, both ways)
+
+Console output behaves like MicroPython's USB serial: while no program has the pty
+open it is dropped (a UART with nobody listening), so a silent host never stalls the
+firmware and nobody gets stale output on connecting; while a client has it open, the
+firmware waits for the client to read, but only up to 0.5 s before that output is
+dropped. Input is relayed with back-pressure: bytes the firmware does not read wait in
+the pipe and then in the pty (a USB CDC link NAKs the host the same way).
+
+The firmware is given its settings in the environment (see firmware/pedal/sim.py):
+TONEBRIDGE_FLASH, TONEBRIDGE_API, TONEBRIDGE_PORTAL (HOST:PORT), TONEBRIDGE_CA (DER
+file, optional), TONEBRIDGE_BOARD. It must print `portal: listening on http://HOST:PORT/`
+once its portal listens; `start()` waits for that line.
+
+Errors: `SimError` (a `ToneError`) when the firmware fails to start or stops by
+itself; `UsageError` for a bad board, heap size, flash image or log path.
+"""
+
+import collections
+import concurrent.futures
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import runpy
+import select
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import tty
+
+import platformdirs
+
+from tonecore.errors import ToneError, UsageError
+
+from . import mpybuild
+
+DEFAULT_BOARD = "unix_sim"
+# The unix_sim board's facts when boards/unix_sim/board.py is not there (yet).
+BOARD_DEFAULTS = {
+    "HEAP_BUDGET": 128 * 1024,  # an ESP32 without PSRAM
+    "FS_BYTES": 16 * 1024 * 1024,
+    "BLOCK_SIZE": 4096,
+}
+PORTAL_HOST = "127.0.0.1"
+PORTAL_LINE = re.compile(r"portal: listening on http://([^\s/]+):(\d+)/")
+CONSOLE_LINES = 200  # lines kept in memory
+MAX_LINE = 4096  # a longer run without a newline is cut into lines of this size
+STOP_GRACE_S = 3.0  # SIGTERM, then SIGKILL after this long
+STALLED_CLIENT_MS = 500  # console output a connected client does not take in this long is dropped
+MIN_HEAP = 16 * 1024
+MAX_HEAP = 1024 * 1024 * 1024
+MICRODOT_MODULES = ("__init__.py", "microdot.py", "helpers.py")  # what the portal uses
+
+_READ_SIZE = 65536
+_SIZE = re.compile(r"^\s*(\d+)\s*([km]?)(?:i?b)?\s*$", re.IGNORECASE)
+
+
+class SimError(ToneError):
+    """The simulated pedal could not start, or it stopped by itself."""
+
+
+def repo_root():
+    """The source checkout this package runs from (the firmware lives there)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_size(text):
+    """Bytes for a size such as `131072`, `128k`, `2M` (k and M are 1024 and 1024²).
+
+    Raises:
+        UsageError: not a size.
+    """
+    match = _SIZE.match(str(text))
+    if not match:
+        raise UsageError("not a size: %r (use bytes, or a number with k or M, e.g. 128k)" % text)
+    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[match.group(2).lower()]
+
+
+def parse_heap(text):
+    """The heap size for `--heap`, checked against sane bounds.
+
+    Raises:
+        UsageError: not a size, or smaller than 16k or larger than 1G.
+    """
+    heap = parse_size(text)
+    if not MIN_HEAP <= heap <= MAX_HEAP:
+        raise UsageError("heap size %s out of range (16k to 1024M)" % text)
+    return heap
+
+
+def board_info(board):
+    """The board's facts: HEAP_BUDGET, FS_BYTES, BLOCK_SIZE (boards/<board>/board.py).
+
+    Raises:
+        UsageError: no such board, or one that is real hardware (its ARCH is set).
+    """
+    if not re.match(r"^[A-Za-z0-9_-]+$", board or ""):
+        raise UsageError("bad board name %r" % board)
+    path = os.path.join(repo_root(), "boards", board, "board.py")
+    if os.path.exists(path):
+        facts = runpy.run_path(path)
+        if facts.get("ARCH") is not None:  # its bytecode is built for a chip, not for the unix port
+            raise UsageError("board %r is hardware (%s); only the unix port boards can be simulated, e.g. %s"
+                             % (board, facts["ARCH"], DEFAULT_BOARD))
+    elif board == DEFAULT_BOARD:
+        facts = {}
+    else:
+        raise UsageError("unknown board %r (no %s)" % (board, os.path.relpath(path)))
+    info = dict(BOARD_DEFAULTS)
+    info.update({key: facts[key] for key in BOARD_DEFAULTS if key in facts})
+    return info
+
+
+def default_flash_path(board=DEFAULT_BOARD):
+    """The per-user flash image: <user data dir>/pedal-<board>.img."""
+    return os.path.join(platformdirs.user_data_dir("tonebridge"), "pedal-%s.img" % board)
+
+
+def ensure_flash(path, size, block_size=4096):
+    """Create the flash image `path` as a sparse file of `size` bytes if it is missing.
+
+    Returns:
+        the image's size in bytes.
+    Raises:
+        UsageError: it cannot be created or written, or it is not whole blocks.
+    """
+    try:
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "xb") as image:
+                image.truncate(size)  # sparse: blank flash costs no disk
+        current = os.path.getsize(path)
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise UsageError("flash image %s is not writable" % path)
+    except OSError as error:
+        raise UsageError("cannot create the flash image %s: %s" % (path, error.strerror or error)) from None
+    if current == 0 or current % block_size:
+        raise UsageError("flash image %s is %d bytes, not a multiple of %d" % (path, current, block_size))
+    return current
+
+
+def micropython_command():
+    """The MicroPython unix port: next to this interpreter, else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "micropython")
+    found = beside if os.path.exists(beside) else shutil.which("micropython")
+    if not found:
+        raise SimError("micropython (the unix port) not found: run `make install`")
+    return found
+
+
+def free_port(host=PORTAL_HOST):
+    """A TCP port that is free on `host` right now."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def stage_firmware(board, target, overlay=None):
+    """Put the firmware for `board`, compiled to .mpy, into the directory `target`.
+
+    Uses `tonebridge.firmware.build(board)` when it exists (its <out>/lib is copied, so
+    a rebuild cannot change a running pedal's modules), else compiles firmware/, shared/, the board's board.py (as `boardinfo`) and
+    microdot here. `overlay`, a directory of sources, is compiled on top (tests swap in
+    a fake `pedal/main.py`).
+
+    Returns:
+        `target`, ready to be MICROPYPATH.
+    Raises:
+        SimError, or the build's own ToneError: the build failed.
+    """
+    root = repo_root()
+    build = None
+    try:
+        from . import firmware  # written alongside; absent in early checkouts
+
+        build = getattr(firmware, "build", None)
+    except ImportError:
+        pass
+    try:
+        if build is not None:
+            built = build(board)  # incremental, into build/<board>; its errors are ToneErrors
+            out = built.get("out") if isinstance(built, dict) else None
+            lib = os.path.join(out or os.path.join(root, "build", board), "lib")
+            shutil.copytree(lib, target, dirs_exist_ok=True)
+        else:
+            _compile_all(_source_modules(root, board), target)
+        if overlay:
+            _compile_all(_tree_modules(overlay), target)
+    except mpybuild.BuildError as error:
+        raise SimError("cannot build the firmware: %s" % error) from None
+    return target
+
+
+def _tree_modules(source_dir):
+    """(source, module path) for every .py under `source_dir`."""
+    found = []
+    for folder, dirs, files in os.walk(source_dir):
+        dirs[:] = [name for name in dirs if name != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                source = os.path.join(folder, name)
+                found.append((source, os.path.relpath(source, source_dir)[:-3]))
+    return found
+
+
+def _source_modules(root, board):
+    found = _tree_modules(os.path.join(root, "firmware")) + _tree_modules(os.path.join(root, "shared"))
+    board_file = os.path.join(root, "boards", board, "board.py")
+    if os.path.exists(board_file):
+        found.append((board_file, "boardinfo"))
+    try:
+        import microdot
+    except ImportError:  # pragma: no cover - a dev dependency; the firmware will say it is missing
+        return found
+    source = os.path.dirname(microdot.__file__)
+    return found + [(os.path.join(source, name), "microdot/" + name[:-3]) for name in MICRODOT_MODULES]
+
+
+def _compile_all(modules, target):
+    """Compile (source, module path) pairs into `target` (mpy-cross runs in parallel)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        jobs = [pool.submit(mpybuild.compile_file, source, os.path.join(target, module + ".mpy"))
+                for source, module in modules]
+        for job in jobs:
+            job.result()
+
+
+CODE_PROBE = """
+import gc
+gc.collect()
+before = gc.mem_alloc()
+import pedal.sim, pedal.main, pedal.portal, pedal.sync
+gc.collect()
+print(gc.mem_alloc() - before)
+"""
+
+
+def code_heap(lib):
+    """Bytes of heap the firmware's modules take once loaded from `lib` (measured once
+    per staged build; cached in `<lib>/.code-heap`).
+
+    On a board the firmware is frozen into flash and this costs (almost) no heap; the
+    unix port loads the bytecode into its heap, so the simulator adds this much to the
+    board's budget.
+    """
+    names = []
+    for folder, _, files in os.walk(lib):
+        names += ["%s:%d" % (os.path.relpath(os.path.join(folder, n), lib), os.path.getsize(os.path.join(folder, n)))
+                  for n in files if n.endswith(".mpy")]
+    key = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
+    cache = os.path.join(lib, ".code-heap")
+    try:
+        with open(cache) as f:
+            saved_key, saved = f.read().split()
+        if saved_key == key:
+            return int(saved)
+    except (OSError, ValueError):
+        pass
+    env = dict(os.environ, MICROPYPATH=".frozen:" + os.path.abspath(lib))
+    done = subprocess.run([micropython_command(), "-X", "heapsize=8M", "-c", CODE_PROBE], env=env, cwd=lib,
+                          capture_output=True, text=True, timeout=60)
+    lines = done.stdout.split()
+    if done.returncode != 0 or not lines or not lines[-1].isdigit():
+        raise SimError("cannot load the firmware: %s" % _last_line((done.stderr or done.stdout).splitlines()))
+    with open(cache, "w") as f:
+        f.write("%s %s\n" % (key, lines[-1]))
+    return int(lines[-1])
+
+
+def _last_line(lines):
+    for line in reversed(list(lines)):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+class SimulatedPedal:
+    """The firmware running under the MicroPython unix port, console on a pty.
+
+    Args:
+        api: the API base URL the pedal talks to.
+        flash: the flash image path (created sparse with the board's FS_BYTES if missing).
+        heap: the heap the firmware has for its data, in bytes; default the board's
+            HEAP_BUDGET.  The unix port cannot keep bytecode in flash the way a board
+            with frozen firmware does, so the measured size of the loaded firmware
+            (`code_heap`) is added on top: `-X heapsize` = heap + code.
+        total_heap: the exact `-X heapsize` instead (nothing added).
+        board: a folder of boards/ (unix_sim).
+        ca: a DER CA certificate file for https, or None.
+        log: a file the console is appended to, or None.
+        env: extra environment for the firmware (applied last).
+        portal_port: the portal's port; default a free one.
+        overlay: a directory of .py sources compiled over the firmware (tests).
+        lib: an already staged library directory (see `stage_firmware`); skips staging.
+
+    Use as a context manager, or call `start()` and then `stop()` or `kill()`.
+    """
+
+    def __init__(self, api, flash, heap=None, board=DEFAULT_BOARD, ca=None, log=None, env=None,
+                 portal_port=None, overlay=None, lib=None, total_heap=None):
+        self.board = board
+        self.info = board_info(board)
+        self.data_heap = heap if heap is not None else self.info["HEAP_BUDGET"]
+        self.total_heap = total_heap
+        self.heap = None  # -X heapsize, known once the firmware is staged
+        self.code_bytes = None
+        self.api = api
+        self.flash = os.path.abspath(flash)
+        self.ca = os.path.abspath(ca) if ca else None
+        self.log_path = log
+        self.env = dict(env or {})
+        self.portal_port = portal_port
+        self.overlay = overlay
+        self.lib = lib
+        self.portal_url = None
+        self.serial_path = None
+        self.dropped_bytes = 0  # console bytes nobody read from the pty
+        self._proc = None
+        self._master = None
+        self._lock_fd = None
+        self._log = None
+        self._staging = None
+        self._wake_r = self._wake_w = None
+        self._threads = []
+        self._lines = collections.deque(maxlen=CONSOLE_LINES)  # (sequence number, text)
+        self._stderr_lines = collections.deque(maxlen=20)
+        self._seq = 0
+        self._waiters = []  # (test(seq, text), [matched line]) of wait_for_console calls
+        self._partial = {}
+        self._output_closed = False
+        self._changed = threading.Condition()
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def start(self, timeout=20):
+        """Start the firmware and wait until its portal listens.
+
+        Returns:
+            self.
+        Raises:
+            UsageError: bad flash image or log file.
+            SimError: the firmware stopped, or no portal line within `timeout` seconds.
+        """
+        if self._proc is not None:
+            raise SimError("a SimulatedPedal starts once; make a new one to boot again")
+        try:
+            self._launch()
+            line = self.wait_for_console(PORTAL_LINE.search, timeout, what="portal: listening on http://HOST:PORT/")
+        except BaseException:
+            self.kill()
+            raise
+        host, port = PORTAL_LINE.search(line).groups()
+        if host in ("0.0.0.0", "localhost"):
+            host = PORTAL_HOST
+        self.portal_url = "http://%s:%s/" % (host, port)
+        return self
+
+    def _launch(self):
+        ensure_flash(self.flash, self.info["FS_BYTES"], self.info["BLOCK_SIZE"])
+        self._lock_flash()
+        if self.log_path:
+            try:
+                self._log = open(self.log_path, "ab")
+            except OSError as error:
+                raise UsageError("cannot open the log %s: %s" % (self.log_path, error.strerror or error)) from None
+        lib = self.lib
+        if lib is None:
+            self._staging = tempfile.mkdtemp(prefix="tonebridge-sim-")
+            lib = stage_firmware(self.board, self._staging, self.overlay)
+        if self.total_heap is not None:
+            self.heap = self.total_heap
+        else:
+            self.code_bytes = code_heap(lib)
+            self.heap = self.data_heap + -(-self.code_bytes // 4096) * 4096
+        port = self.portal_port if self.portal_port is not None else free_port()
+        env = dict(os.environ)
+        env.update({
+            "MICROPYPATH": ".frozen:" + os.path.abspath(lib),  # .frozen first keeps asyncio
+            "TONEBRIDGE_FLASH": self.flash,
+            "TONEBRIDGE_API": self.api,
+            "TONEBRIDGE_PORTAL": "%s:%d" % (PORTAL_HOST, port),
+            "TONEBRIDGE_BOARD": self.board,
+        })
+        env.pop("TONEBRIDGE_CA", None)
+        if self.ca:
+            env["TONEBRIDGE_CA"] = self.ca
+        env.update(self.env)
+
+        self._master, slave = os.openpty()
+        try:
+            tty.setraw(slave)  # bytes pass untouched: no echo, no CR/LF mapping; kept after close
+            self.serial_path = os.ttyname(slave)
+        finally:
+            os.close(slave)  # so the master sees POLLHUP while no client has the port open
+        os.set_blocking(self._master, False)
+        self._wake_r, self._wake_w = os.pipe()
+        command = [micropython_command(), "-X", "heapsize=%d" % self.heap, "-m", "pedal.sim"]
+        self._proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, cwd=lib, bufsize=0,
+            start_new_session=True,  # Ctrl-C in the terminal stops `tonebridge sim`, which stops this
+        )
+        self._threads = [
+            threading.Thread(target=self._relay_output, name="sim-console", daemon=True),
+            threading.Thread(target=self._relay_input, name="sim-serial-in", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _lock_flash(self):
+        fd = os.open(self.flash, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UsageError("flash image %s is in use by another simulated pedal" % self.flash) from None
+        self._lock_fd = fd
+
+    @property
+    def pid(self):
+        """The firmware's process id (None before `start`)."""
+        return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self):
+        """The firmware's exit status (negative: killed by that signal), None while it runs."""
+        return self._proc.poll() if self._proc else None
+
+    def stop(self):
+        """Stop the firmware (SIGTERM, then SIGKILL after 3 s) and release everything.
+
+        Returns:
+            the exit status, or None if it was never started.
+        """
+        return self._end(signal.SIGTERM)
+
+    def kill(self):
+        """Cut the power: SIGKILL, no chance to flush or close anything."""
+        return self._end(signal.SIGKILL)
+
+    def _end(self, first_signal):
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.send_signal(first_signal)
+                proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            except ProcessLookupError:
+                pass
+        if proc is not None:
+            proc.wait()
+        if self._wake_w is not None:
+            os.write(self._wake_w, b"x")
+        for thread in self._threads:
+            thread.join(5)
+        self._threads = []
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        for name in ("_master", "_wake_r", "_wake_w", "_lock_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._staging:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+        return proc.returncode if proc is not None else None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait(self, timeout=None):
+        """Block until the firmware stops by itself (its console closes).
+
+        Raises:
+            SimError: it stopped; the message has its exit status and last line.
+            TimeoutError: still running after `timeout` seconds.
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._output_closed, timeout):
+                raise TimeoutError("the simulated pedal is still running")
+        raise self._stopped_error()
+
+    # -- console ------------------------------------------------------------------
+
+    def console_lines(self):
+        """A copy of the last console lines (stdout and stderr), oldest first."""
+        with self._changed:
+            return [text for _, text in self._lines]
+
+    @property
+    def console_seq(self):
+        """How many console lines have arrived so far (for `wait_for_console(since=…)`)."""
+        with self._changed:
+            return self._seq
+
+    def wait_for_console(self, match, timeout=10, since=0, what=None):
+        """Wait for a console line containing `match` (a str) or for which `match(line)`
+        is true, among lines numbered >= `since` (see `console_seq`): those still in the
+        ring and every line that arrives while waiting, however fast lines go by. `what`
+        describes the line in the timeout error.
+
+        Returns:
+            the line.
+        Raises:
+            SimError: the firmware stopped first, or `timeout` seconds passed.
+        """
+        test = (lambda line: match in line) if isinstance(match, str) else match
+        waiter = (lambda seq, text: seq >= since and test(text), [])  # checked by the relay on arrival
+        with self._changed:
+            for seq, text in self._lines:
+                if waiter[0](seq, text):
+                    return text
+            self._waiters.append(waiter)
+            try:
+                self._changed.wait_for(lambda: waiter[1] or self._output_closed, timeout)
+            finally:
+                self._waiters.remove(waiter)
+            if waiter[1]:
+                return waiter[1][0]
+            if self._output_closed:
+                raise self._stopped_error()
+            last = _last_line(text for _, text in self._lines)
+        what = what or (match if isinstance(match, str) else getattr(match, "__name__", "expected line"))
+        raise SimError("no `%s` line on the pedal's console within %g s (last line: %s)" % (what, timeout, last or "none"))
+
+    def _stopped_error(self):
+        proc = self._proc
+        status = proc.wait() if proc else None
+        last = _last_line(self._stderr_lines) or _last_line(text for _, text in self._lines)
+        how = "was killed by signal %d" % -status if status is not None and status < 0 else "exited with status %s" % status
+        return SimError("the simulated pedal %s%s" % (how, ": " + last if last else ""))
+
+    def _add_output(self, stream, data):
+        """Split `data` from `stream` into console lines (called by the relay thread)."""
+        buffered = self._partial.get(stream, b"") + data
+        pieces = buffered.split(b"\n")
+        rest = pieces.pop()
+        while len(rest) > MAX_LINE:
+            pieces.append(rest[:MAX_LINE])
+            rest = rest[MAX_LINE:]
+        self._partial[stream] = rest
+        if not pieces:
+            return
+        with self._changed:
+            for piece in pieces:
+                self._append_line(stream, piece.rstrip(b"\r"))
+            self._changed.notify_all()
+
+    def _append_line(self, stream, raw):
+        """Add one line to the ring and hand it to waiting `wait_for_console` calls."""
+        text = raw.decode("utf-8", "replace")
+        self._lines.append((self._seq, text))
+        if stream == "stderr":
+            self._stderr_lines.append(text)
+        for test, found in self._waiters:
+            if not found and test(self._seq, text):
+                found.append(text)
+        self._seq += 1
+
+    # -- relays ------------------------------------------------------------------
+
+    def _relay_output(self):
+        """Firmware stdout and stderr -> pty (dropping when full), log, line ring."""
+        self._pty_out = select.poll()
+        self._pty_out.register(self._master, select.POLLOUT)
+        selector = selectors.DefaultSelector()
+        selector.register(self._proc.stdout.fileno(), selectors.EVENT_READ, "stdout")
+        selector.register(self._proc.stderr.fileno(), selectors.EVENT_READ, "stderr")
+        open_streams = 2
+        try:
+            while open_streams:
+                for key, _ in selector.select():
+                    data = os.read(key.fd, _READ_SIZE)
+                    if not data:
+                        selector.unregister(key.fd)
+                        open_streams -= 1
+                        continue
+                    self._to_pty(data)
+                    if self._log is not None:
+                        self._log.write(data)
+                        self._log.flush()
+                    self._add_output(key.data, data)
+        finally:
+            selector.close()
+            with self._changed:
+                for stream, rest in self._partial.items():
+                    if rest:
+                        self._append_line(stream, rest)
+                self._partial.clear()
+                self._output_closed = True
+                self._changed.notify_all()
+
+    def _to_pty(self, data):
+        """Console bytes to the client of the pty, if there is one that keeps up."""
+        view = memoryview(data)
+        while view:
+            events = self._pty_out.poll(STALLED_CLIENT_MS)
+            if not events or events[0][1] & (select.POLLHUP | select.POLLERR):
+                break  # nobody has the port open, or the client stopped reading
+            try:
+                view = view[os.write(self._master, view):]
+            except BlockingIOError:
+                continue
+            except OSError as error:  # pragma: no cover - the client went away mid-write
+                if error.errno != errno.EIO:
+                    raise
+                break
+        self.dropped_bytes += len(view)
+
+    def _relay_input(self):
+        """pty -> firmware stdin, raw bytes, blocking on the firmware (back-pressure)."""
+        stdin = self._proc.stdin.fileno()
+        poller = select.poll()
+        poller.register(self._master, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        try:
+            while True:
+                events = dict(poller.poll())
+                if self._wake_r in events:
+                    return
+                flags = events.get(self._master, 0)
+                data = b""
+                if flags & select.POLLIN:
+                    try:
+                        data = os.read(self._master, _READ_SIZE)
+                    except (BlockingIOError, OSError):  # EIO: the client closed the port
+                        data = b""
+                if not data:
+                    if flags & select.POLLHUP:  # no client: look again soon
+                        select.select([self._wake_r], [], [], 0.05)
+                    continue
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(stdin, view):]
+        except OSError:
+            return  # the firmware has gone (EPIPE)
+
+
+def run(api, board=DEFAULT_BOARD, heap=None, flash=None, ca=None, log=None, portal_port=None, overlay=None,
+        echo=print):
+    """`tonebridge sim`: start the pedal, print `serial: …` and `portal: …`, run until
+    SIGINT or SIGTERM, then stop it.
+
+    Returns:
+        0 after a signal.
+    Raises:
+        UsageError: bad arguments.
+        SimError: the firmware did not start or stopped by itself.
+    """
+    heap_bytes = parse_heap(heap) if heap is not None else None
+    pedal = SimulatedPedal(api, flash or default_flash_path(board), heap=heap_bytes, board=board, ca=ca,
+                           log=log, portal_port=portal_port, overlay=overlay)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        with pedal:
+            pedal.start()
+            echo("serial: %s" % pedal.serial_path)
+            echo("portal: %s" % pedal.portal_url)
+            sys.stdout.flush()
+            if pedal.code_bytes is not None:
+                print("sim: heap %d KB for data (the board's budget) + %d KB of firmware bytecode, which a board "
+                      "keeps frozen in flash" % (pedal.data_heap // 1024, -(-pedal.code_bytes // 1024)),
+                      file=sys.stderr, flush=True)
+            pedal.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0  # pragma: no cover - wait() only returns by raising

@@ -1,0 +1,184 @@
+"""The simulated pedal end to end: the real firmware under the MicroPython unix port,
+its flash a littlefs image, talking to the real emulator over loopback.
+
+Sign-in through the portal, sync, manage models, restart, power loss at random points
+during installs, and a flash that fills up.  The flash image is checked on the host with
+littlefs-python after each step.
+"""
+
+import json
+import random
+import time
+
+import httpx
+import pytest
+from pedal_helpers import check_library, library, sign_in, status, sync_finished, wait_status
+from signin_helpers import configure, model_info
+
+from tonebridge.emulator.server import EmulatorServer
+from tonebridge.sim import SimulatedPedal, stage_firmware
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    """The firmware staged once for the module (every pedal below runs this build)."""
+    folder = str(tmp_path_factory.mktemp("lib"))
+    stage_firmware("unix_sim", folder)
+    return folder
+
+
+@pytest.fixture
+def emulator():
+    with EmulatorServer() as server:
+        yield server
+
+
+def pedal_for(emulator, flash, lib, **env):
+    return SimulatedPedal(emulator.base_url + "/api/v1", str(flash), lib=lib, env=env)  # heap: the board's 128 KB for data
+
+
+def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib, tmp_path):
+    flash = tmp_path / "flash.img"
+    with pedal_for(emulator, flash, lib) as pedal:
+        pedal.start()
+        before = status(pedal)
+        assert before["signed_in"] is False and before["models"] == [] and before["board"] == "unix_sim"
+        page = httpx.get(pedal.portal_url, timeout=10).text
+        assert "Sign in with TONE3000" in page and 'name="viewport"' in page
+        signin = httpx.get(pedal.portal_url + "signin", timeout=10)
+        assert signin.status_code == 302
+        location = signin.headers["location"]
+        assert location.startswith(emulator.base_url + "/api/v1/auth?") and "otp_only=true" in location
+        assert "redirect_url=http%3A%2F%2F127.0.0.1%3A" in location and "%2Fcallback" in location
+
+        sign_in(pedal, emulator.base_url)  # the phone: email, emailed code, back to /callback
+        done = wait_status(pedal, sync_finished, 120, "finished sync")
+        assert done["signed_in"] and done["user"] == "demo_player"
+        assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0
+        models = done["models"]
+        assert len(models) >= 10 and sum(m["bytes"] for m in models) >= 4_000_000
+        assert {m["platform"] for m in models} >= {"nam", "ir", "aida-x", "proteus"}
+        console = "\n".join(pedal.console_lines())
+        assert "sync: done" in console
+
+        # every model on flash is byte-for-byte what the service serves
+        manifest, files = check_library(str(flash))
+        for entry in manifest["models"]:
+            assert entry["sha256"] == model_info(emulator.base_url, entry["id"])["sha256"]
+        assert not [name for name in files if name.endswith((".part", ".tmp"))]
+
+        # the tokens are on flash, and never on the console
+        from pedal_helpers import mount, read
+
+        session = json.loads(read(mount(str(flash)), "session.json"))
+        assert session["access_token"] not in console and session["refresh_token"] not in console
+
+        # choose the active model, delete another
+        first, second = models[0]["id"], models[1]["id"]
+        reply = httpx.post(pedal.portal_url + "models/%d/activate" % second, headers={"accept": "application/json"})
+        assert reply.status_code == 200 and status(pedal)["active"] == second
+        reply = httpx.post(pedal.portal_url + "models/%d/delete" % first, headers={"accept": "application/json"})
+        assert reply.status_code == 200
+        assert first not in [m["id"] for m in status(pedal)["models"]]
+        assert httpx.post(pedal.portal_url + "models/999999/delete").status_code == 404
+        manifest, files = check_library(str(flash))
+        assert manifest["active"] == second and first not in [e["id"] for e in manifest["models"]]
+        assert not [name for name in files if name.startswith("%d-" % first)]  # the file is gone too
+
+    # a restart on the same flash: still signed in; the sync fetches only what is missing
+    with pedal_for(emulator, flash, lib) as pedal:
+        pedal.start()
+        again = wait_status(pedal, sync_finished, 120, "finished sync")
+        assert again["signed_in"] and again["sync"]["installed"] == 1  # the deleted one
+        assert again["sync"]["up_to_date"] == len(models) - 1
+        assert again["active"] == second
+
+
+def test_sync_now_and_a_changed_model_is_replaced(emulator, lib, tmp_path):
+    # Two full syncs back to back would (rightly) be paced to 90 requests a minute.
+    configure(emulator.base_url, rate_limit=100000)
+    flash = tmp_path / "flash.img"
+    with pedal_for(emulator, flash, lib, TONEBRIDGE_REQUESTS_PER_MINUTE="200") as pedal:
+        pedal.start()
+        assert httpx.post(pedal.portal_url + "sync").status_code == 401  # not signed in
+        sign_in(pedal, emulator.base_url)
+        wait_status(pedal, sync_finished, 120, "first sync")
+        old = {e["id"]: e for e in library(str(flash))[0]["models"]}
+        new = httpx.post(emulator.base_url + "/_emulator/models/1008/update", timeout=5).json()
+        reply = httpx.post(pedal.portal_url + "sync")
+        assert reply.status_code == 202 and reply.json()["started"] is True
+        done = wait_status(pedal, sync_finished, 120, "second sync")
+        assert done["sync"]["installed"] == 1
+        manifest, files = check_library(str(flash))
+        entry = [e for e in manifest["models"] if e["id"] == 1008][0]
+        assert entry["sha256"] == new["sha256"] != old[1008]["sha256"]
+        assert old[1008]["file"] not in files  # the old version's file was removed
+
+
+def test_flash_full_is_a_clear_error_and_keeps_earlier_models(emulator, lib, tmp_path):
+    flash = tmp_path / "small.img"
+    with open(flash, "wb") as f:
+        f.truncate(160 * 4096)  # 640 KB: room for the first model or two, not the favorites
+    with pedal_for(emulator, flash, lib) as pedal:
+        pedal.start()
+        sign_in(pedal, emulator.base_url)
+        done = wait_status(pedal, sync_finished, 120, "sync")
+        assert done["sync"]["state"] == "error" and "not enough flash" in done["sync"]["error"]
+        kept = done["models"]
+        assert kept  # what fitted before stays installed
+
+        configure(emulator.base_url, chunked=True)  # no Content-Length: found out mid-download
+        httpx.post(pedal.portal_url + "sync")
+        time.sleep(0.2)
+        done = wait_status(pedal, sync_finished, 120, "sync")
+        assert done["sync"]["state"] == "error" and "flash filled up" in done["sync"]["error"]
+        now = done["models"]
+        assert [m for m in now if m["id"] in [k["id"] for k in kept]] == kept  # untouched
+    manifest, files = check_library(str(flash))
+    assert [e["id"] for e in manifest["models"]] == [m["id"] for m in now]
+    assert not [name for name in files if name.endswith(".part")]  # the partial file was freed
+
+
+def test_power_loss_during_installs_never_tears_a_model_and_resumes(emulator, lib, tmp_path):
+    """Kill -9 the pedal at random points while it installs models (new ones, and new
+    versions of installed ones), restart it on the same image each time."""
+    flash = tmp_path / "flash.img"
+    rng = random.Random(20261123)
+    configure(emulator.base_url, rate_limit=100000)  # ~80 boots in a few minutes: not a rate-limit test
+    with pedal_for(emulator, flash, lib, TONEBRIDGE_SYNC_ON_SIGN_IN="0") as pedal:
+        pedal.start()
+        sign_in(pedal, emulator.base_url)
+    big = [1038, 1041, 1058, 1039]  # the larger files of demo's favorites: long installs
+    during_install = resumed = 0
+    cycles = 0
+    while during_install < 30:
+        cycles += 1
+        assert cycles <= 80, "only %d of %d kills landed during an install" % (during_install, cycles)
+        if cycles % 3 == 1:  # new versions of a few installed models: old or new, never torn
+            for model_id in rng.sample(big, 2):
+                httpx.post(emulator.base_url + "/_emulator/models/%d/update" % model_id, timeout=5)
+        pedal = pedal_for(emulator, flash, lib)
+        pedal.start()
+        try:
+            pedal.wait_for_console(lambda line: "sync: model" in line or "sync: done" in line, 60)
+            time.sleep(rng.uniform(0, 0.4))
+        finally:
+            lines_before_kill = pedal.console_lines()
+            pedal.kill()
+        sync_lines = [line for line in lines_before_kill if "sync:" in line]
+        if sync_lines and "sync: done" not in sync_lines[-1] and "peak heap" not in sync_lines[-1]:
+            during_install += 1
+        resumed += sum(1 for line in lines_before_kill if "resuming at" in line)
+        check_library(str(flash))  # mounts; every listed model verifies
+        print("cycle %d: %s" % (cycles, sync_lines[-1] if sync_lines else "-"))
+    # finally let it finish: everything is installed and verified
+    with pedal_for(emulator, flash, lib) as pedal:
+        pedal.start()
+        done = wait_status(pedal, sync_finished, 180, "final sync")
+        resumed += sum(1 for line in pedal.console_lines() if "resuming at" in line)
+    assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0
+    manifest, files = check_library(str(flash))
+    for entry in manifest["models"]:
+        assert entry["sha256"] == model_info(emulator.base_url, entry["id"])["sha256"]  # the newest
+    assert not [name for name in files if name.endswith((".part", ".tmp"))]
+    assert resumed >= 3  # interrupted downloads continued from their .part
