@@ -32,7 +32,7 @@ ID, TONE, NAME, PLATFORM, SIZE, BYTES, SHA, UPDATED, FILE = range(9)
 MANIFEST = "library.json"
 MODELS = "models"
 SPARE_BLOCKS = 16  # kept free beyond a download: manifest rewrites, littlefs metadata
-SYNC_EVERY = 64 * 1024  # a .part is synced (made durable) after this many bytes
+SYNC_EVERY = 256 * 1024  # a .part is synced (made durable) after this many bytes
 ENOSPC = 28
 
 

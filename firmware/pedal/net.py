@@ -38,6 +38,7 @@ IO_TIMEOUT_MS = 15000
 DEADLINE_MS = 30000
 MAX_BODY = 8192
 LINE_MAX = 256  # a chunk-size line
+FAST_READS = 16  # reads without a trip through the event loop, at most
 USER_AGENT = "tonebridge-pedal"
 
 
@@ -125,6 +126,7 @@ class HttpResponse(Response):
         self.done = False
         self.truncated = False
         self.chunks = 0
+        self.fast = 0
         self.phase = "the connection to %s broke: %s"
 
     # -- connection ----------------------------------------------------------------
@@ -198,10 +200,27 @@ class HttpResponse(Response):
             raise TrustError("refusing %s: its TLS certificate did not verify (%s)" % (self.where, _short(exc)))
 
     async def _recv(self, dest):
-        """Read at least one byte into `dest` (0 at end of stream)."""
+        """Read at least one byte into `dest` (0 at end of stream).
+
+        Fast path: while bytes are waiting, read them straight from the non-blocking
+        socket (no task, no timer per read), yielding to the other tasks (the portal)
+        every FAST_READS reads.  Only when the socket is empty does the read go
+        through asyncio with its timeout.
+        """
+        if self.fast < FAST_READS:
+            self.fast += 1
+            try:
+                count = self.sock.readinto(dest)
+            except OSError as exc:
+                raise TransportError(self.phase % (self.where, _reason(exc)))
+            except ValueError as exc:
+                raise TrustError("refusing %s: its TLS certificate did not verify (%s)" % (self.where, _short(exc)))
+            if count is not None:
+                return count
+        self.fast = 0
         while True:
             count = await self._io(self.stream.readinto(dest))
-            if count is not None:  # None: TLS wanted more bytes first
+            if count is not None:  # None: nothing yet (or TLS wanted more bytes first)
                 return count
 
     # -- head ----------------------------------------------------------------------

@@ -12,6 +12,15 @@
   unwritten pages.  That fsync is reported too (curl_fsync_*).
 * host_peak_rss: peak RSS of the `tonebridge download` process for a ~2 MB and a
   ~20 MB file (goal: no growth with the file's size).
+* pedal: the simulated pedal (the real firmware, MicroPython unix port, littlefs image)
+  signs in through its portal and syncs demo's favorited and created tones - every
+  model the unix_sim board can run, ~40 MB with the bench files - with 128 KB of heap
+  for data (the unix port adds the firmware's bytecode, which a board keeps frozen in
+  flash; reported as code_bytes).  gc.threshold(2 KB) keeps mem_alloc() within ~2 KB
+  of the live data; nobody loads the portal during the sync.  Reported: peak mem_alloc() during the sync (goal: data <= 64 KB),
+  the peak while downloading the ~4 MB and the ~40 KB file (goal: within 4 KB), and
+  the pedal's download speed for the ~4 MB and ~20 MB files as a ratio to `curl -o`
+  of the same file from the same emulator in the same run.
 
 Progress goes to stderr; the JSON also lands in bench-results.json at the repo root.
 The access token reaches curl through a config on stdin (`-K -`), never argv or output.
@@ -182,11 +191,112 @@ def measure_rss(emulator, env, work):
     return result
 
 
+PEDAL_FLASH_BYTES = 64 * 1024 * 1024
+PEDAL_BIG, PEDAL_SMALL = 1086, 1087  # ~4 MB and ~40 KB IRs of the bench tone
+PEDAL_DATA_GOAL = 64 * 1024
+PEDAL_GC_THRESHOLD = 2048  # mem_alloc() is then at most ~2 KB above the live data
+PEDAL_GROWTH_GOAL = 4 * 1024
+
+
+def measure_pedal(emulator, token, work):
+    """The simulated pedal: sign in through its portal, sync, report heap and speed."""
+    import httpx
+
+    from tonebridge import phone
+    from tonebridge.sim import SimulatedPedal
+
+    flash = os.path.join(work, "pedal.img")
+    with open(flash, "wb") as f:
+        f.truncate(PEDAL_FLASH_BYTES)
+    env = {"TONEBRIDGE_STATS": "1", "TONEBRIDGE_GC_THRESHOLD": str(PEDAL_GC_THRESHOLD)}
+    with SimulatedPedal(emulator.base_url + "/api/v1", flash, env=env) as pedal:
+        pedal.start()
+        note("pedal: heap %d bytes (-X heapsize) = %d for data + %d of bytecode; signing in through %s"
+             % (pedal.heap, pedal.data_heap, pedal.code_bytes, pedal.portal_url))
+        started = time.monotonic()
+        with contextlib.redirect_stdout(sys.stderr):
+            phone.sign_in(pedal.portal_url + "signin", demo.EMAIL, phone.outbox_code(emulator.base_url, demo.EMAIL))
+        # The console, not the portal, says when it is over: no page is built during the sync.
+        pedal.wait_for_console(lambda line: "sync: done" in line or "sync: stopped" in line, 900)
+        sync_seconds = time.monotonic() - started
+        status = httpx.get(pedal.portal_url + "status.json", timeout=30).json()
+        sync = status["sync"]
+    if sync["state"] != "done" or sync["failed"]:
+        raise SystemExit("bench: the pedal's sync failed: %s" % (sync["error"] or sync))
+    stats = {row[0]: {"bytes": row[1], "ms": row[2], "peak": row[3]} for row in sync["stats"]}
+    code = status["heap"]["code"]
+    peak = status["heap"]["sync_peak"]
+    models = status["models"]
+    result = {
+        "models": len(models),
+        "model_bytes": sum(m["bytes"] for m in models),
+        "sync_seconds": round(sync_seconds, 1),
+        "heap_total_bytes": pedal.heap,
+        "heap_data_budget_bytes": pedal.data_heap,
+        "code_bytes": code,
+        "peak_mem_alloc": peak,
+        "peak_data_bytes": peak - code,
+        "resident_data_after_sync_bytes": status["heap"]["alloc"] - code,
+        "gc_threshold_bytes": PEDAL_GC_THRESHOLD,
+        "data_goal": "peak data <= %d KB with 128 KB of heap for data" % (PEDAL_DATA_GOAL // 1024),
+        "data_goal_met": peak - code <= PEDAL_DATA_GOAL,
+    }
+    big, small = stats[PEDAL_BIG], stats[PEDAL_SMALL]
+    growth = big["peak"] - small["peak"]
+    result.update({
+        "file_4mb_bytes": big["bytes"], "file_4mb_peak_mem_alloc": big["peak"],
+        "file_40kb_bytes": small["bytes"], "file_40kb_peak_mem_alloc": small["peak"],
+        "peak_growth_bytes": growth,
+        "growth_goal": "4 MB file within %d KB of the 40 KB file" % (PEDAL_GROWTH_GOAL // 1024),
+        "growth_goal_met": abs(growth) <= PEDAL_GROWTH_GOAL,
+    })
+    # Speed, measured without the memory probe (gc.threshold makes the GC run all the
+    # time): new versions of the two files, and a restarted pedal that syncs them.
+    for model_id in (PEDAL_BIG, BIG_MODEL):
+        httpx.post("%s/_emulator/models/%d/update" % (emulator.base_url, model_id), timeout=30).raise_for_status()
+    with SimulatedPedal(emulator.base_url + "/api/v1", flash, env={"TONEBRIDGE_STATS": "1"}) as pedal:
+        pedal.start()
+        pedal.wait_for_console(lambda line: "sync: done" in line or "sync: stopped" in line, 900)
+        again = httpx.get(pedal.portal_url + "status.json", timeout=30).json()["sync"]
+    if again["state"] != "done" or again["installed"] != 2:
+        raise SystemExit("bench: the pedal's second sync did not install the two new versions: %s" % again)
+    stats = {row[0]: {"bytes": row[1], "ms": row[2]} for row in again["stats"]}
+    for label, model_id in (("4mb", PEDAL_BIG), ("20mb", BIG_MODEL)):
+        row = stats[model_id]
+        pedal_mbps = row["bytes"] / (row["ms"] / 1000.0) / 1e6
+        ref = find_model_ref(emulator, model_id)
+        target = os.path.join(work, "pedal-curl-%d" % model_id)
+        curl_times = []
+        for _ in range(3):
+            remove(target)
+            curl_times.append(curl_download(ref, token, target))
+        curl_mbps = row["bytes"] / statistics.median(curl_times) / 1e6
+        note("pedal: model %d, %d bytes in %d ms: %.1f MB/s; curl %.1f MB/s"
+             % (model_id, row["bytes"], row["ms"], pedal_mbps, curl_mbps))
+        result.update({
+            "download_%s_pedal_mbps" % label: round(pedal_mbps, 1),
+            "download_%s_curl_mbps" % label: round(curl_mbps, 1),
+            "download_%s_ratio_vs_curl" % label: round(pedal_mbps / curl_mbps, 3),
+        })
+    return result
+
+
+def find_model_ref(emulator, model_id):
+    """The download URL of a bench model (the emulator serves /api/v1/models/<id>/download/<name>)."""
+    info = emulator.file_info(model_id)
+    return "%s/api/v1/models/%d/download/%s" % (emulator.base_url, model_id, info["filename"])
+
+
 def machine():
     """What the numbers were measured on."""
     curl_version = subprocess.run([CURL, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
             "curl": " ".join(curl_version.split()[:2])}
+
+
+def _token(store):
+    with Connection(store.stored_api(), store) as conn:
+        return conn.session.tokens.access_token
 
 
 def run_all(work):
@@ -202,6 +312,8 @@ def run_all(work):
         with Connection(store.stored_api(), store) as conn:
             results = {"host_download": measure_throughput(emulator, conn, env, work)}
         results["host_peak_rss"] = measure_rss(emulator, env, work)
+        note("the simulated pedal: sign-in through its portal, then a full sync")
+        results["pedal"] = measure_pedal(emulator, _token(store), work)
     finally:
         emulator.stop()
     results["machine"] = machine()

@@ -460,6 +460,7 @@ def test_bench_files_only_when_asked_and_valid():
         assert [m.to_json("") for m in bench.tones[tone_id].models] == [m.to_json("") for m in tone.models]
     tone = bench.tones[90]
     assert bench.can_download(bench.demo.id, tone) and not tone.is_public
+    assert tone.to_json()["id"] == 90  # renders like any tone (listed in demo's created tones)
     files = FileStore(bench)
     sizes = []
     for model in tone.models:

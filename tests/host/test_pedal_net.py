@@ -73,17 +73,29 @@ def tls_setup(tmp_path_factory):
 
 def test_tls_verifies_against_the_pinned_ca_and_the_host_name(build, tmp_path, tls_setup):
     context, cas = tls_setup
-    body = b'{"ok": true}' * 1000  # several TLS records
-    respond = lambda request: raw_response(200, {"Content-Type": "application/json"}, body)  # noqa: E731
+    body = b'{"ok": true}' * 500
+    model = b'{"weights": [' + b"0.5, " * 60000 + b"1]}"  # ~300 KB: many TLS records
+
+    def respond(request):
+        if request.target.endswith(".nam"):
+            return raw_response(200, {"Content-Length": str(len(model))}, model)
+        return raw_response(200, {"Content-Type": "application/json"}, body)
+
     with RawServer(respond, tls=context, host="localhost") as good, \
             RawServer(respond, tls=context, host="127.0.0.1") as wrong_name:
         results = run_cases(build, tmp_path, [
             {"name": "pinned", "kind": "get", "url": good.base_url + "/x", "ca": cas["pinned"]},
+            {"name": "pinned-download", "kind": "download", "api": good.base_url + "/api/v1",
+             "url": good.base_url + "/m.nam", "ca": cas["pinned"]},
             {"name": "untrusted", "kind": "get", "url": good.base_url + "/x", "ca": cas["other"]},
             {"name": "wrong-host", "kind": "get", "url": wrong_name.base_url + "/x", "ca": cas["pinned"]},
             {"name": "no-ca", "kind": "get", "url": good.base_url + "/x"},
         ])
-    assert results["pinned"]["status"] == 200 and results["pinned"]["bytes"] == len(body)
+    assert results["pinned"].get("status") == 200, results["pinned"]
+    assert results["pinned"]["bytes"] == len(body)
+    import hashlib
+
+    assert results["pinned-download"].get("sha256") == hashlib.sha256(model).hexdigest(), results["pinned-download"]
     for name in ("untrusted", "wrong-host", "no-ca"):
         assert results[name]["error"] == "TrustError", results[name]
         assert "certificate" in results[name]["message"] or "CA" in results[name]["message"]

@@ -182,3 +182,42 @@ def test_power_loss_during_installs_never_tears_a_model_and_resumes(emulator, li
         assert entry["sha256"] == model_info(emulator.base_url, entry["id"])["sha256"]  # the newest
     assert not [name for name in files if name.endswith((".part", ".tmp"))]
     assert resumed >= 3  # interrupted downloads continued from their .part
+
+
+def test_a_failed_refresh_says_sign_in_again_and_a_new_sign_in_works(emulator, lib, tmp_path):
+    flash = tmp_path / "flash.img"
+    with pedal_for(emulator, flash, lib, TONEBRIDGE_SYNC_ON_SIGN_IN="0", TONEBRIDGE_SYNC_ON_BOOT="0") as pedal:
+        pedal.start()
+        sign_in(pedal, emulator.base_url)
+        assert status(pedal)["signed_in"] is True
+        configure(emulator.base_url, clock_offset=40 * 86400)  # 40 days on: access and refresh expired
+        assert httpx.post(pedal.portal_url + "sync").status_code == 202
+        done = wait_status(pedal, sync_finished, 60, "sync")
+        assert done["sync"]["error"] == "sign in again"
+        assert done["signed_in"] is False and done["message"] == "sign in again"
+        assert "needs you to sign in again" in httpx.get(pedal.portal_url, timeout=10).text
+        assert httpx.post(pedal.portal_url + "sync").status_code == 401
+        from pedal_helpers import mount
+
+        assert "session.json" not in mount(str(flash)).listdir("/")  # the dead tokens are gone
+        assert any("TONE3000 needs a new sign-in" in line for line in pedal.console_lines())
+
+        configure(emulator.base_url, clock_offset=0)
+        sign_in(pedal, emulator.base_url)
+        again = status(pedal)
+        assert again["signed_in"] is True and again["message"] is None and again["user"] == "demo_player"
+
+
+def test_downloads_follow_a_storage_redirect_without_the_token(emulator, lib, tmp_path):
+    configure(emulator.base_url, storage_redirect=True)
+    flash = tmp_path / "flash.img"
+    with pedal_for(emulator, flash, lib) as pedal:
+        pedal.start()
+        sign_in(pedal, emulator.base_url)
+        done = wait_status(pedal, sync_finished, 120, "sync")
+    assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0 and len(done["models"]) >= 10
+    from signin_helpers import request_log
+
+    storage = [r for r in request_log(emulator.base_url) if r["origin"] == "storage"]
+    assert storage and not any(r["has_authorization"] for r in storage)
+    check_library(str(flash))

@@ -187,7 +187,7 @@ TONES = [
 # With --bench-files: a private tone of demo's holding long IRs (a noise tail repeated),
 # sized for throughput and memory benchmarks (host: 2 MB / 20 MB; pedal: 40 KB / 4 MB).  Not part of the default catalogue.
 BENCH_TONE = (90, "demo_player", "bench", "Benchmark IRs (long tails)", "ir", "ir", "cco",
-              ["tonebridge"], ["benchmark"], False,
+              ["Lexicon"], ["reverb", "room"], False,
               [M("Tail 2 MB", samples=24000, bits=24, repeat=29),
                M("Tail 20 MB", samples=24000, bits=24, repeat=291),
                M("Tail 4 MB", samples=24000, bits=24, repeat=58),
