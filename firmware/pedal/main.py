@@ -194,27 +194,29 @@ def start(settings):
 
 def boot():
     """The board entry (main.py): settings from /config.json, Wi-Fi, clock, start()."""
-    config = read_json("/config.json", {}) or {}
+    root = boardinfo.FS_ROOT.rstrip("/")
+    config = read_json(root + "/config.json", {}) or {}
     host = _join_wifi(config.get("wifi") or {})
     cas = []
     for name in boardinfo.CA_FILES:
         try:
-            with open("/ca/" + name, "rb") as f:
+            with open(root + "/ca/" + name, "rb") as f:
                 cas.append(f.read())
         except OSError:
-            log("tls: CA file /ca/%s is missing" % name)
+            log("tls: CA file %s/ca/%s is missing" % (root, name))
     start({
         "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
-        "fs_root": boardinfo.FS_ROOT, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
+        "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
         "address": host,
     })
 
 
-def _join_wifi(wifi, timeout_ms=20000):
+def _join_wifi(wifi):
     """Join the configured network; without one, open an access point for the portal."""
     import network
 
     ssid = wifi.get("ssid")
+    timeout_ms = int(wifi.get("timeout_s", 20) * 1000)
     if ssid:
         sta = network.WLAN(network.STA_IF)
         sta.active(True)

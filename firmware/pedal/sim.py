@@ -15,6 +15,8 @@ Environment:
     TONEBRIDGE_BOARD    optional: the board name (default unix_sim)
     TONEBRIDGE_SYNC_ON_BOOT, TONEBRIDGE_SYNC_ON_SIGN_IN
                         optional: "0" to not start a sync then (tests)
+    TONEBRIDGE_BOOT     optional: "board" runs the board's entry instead, pedal.main.boot()
+                        (settings from /flash/config.json; tests give it a fake `network`)
     TONEBRIDGE_REQUESTS_PER_MINUTE
                         optional: the pacing limit (default 90; tests that sync
                         again and again raise it)
@@ -117,7 +119,10 @@ def boot():
     from pedal import main  # after the mount: the firmware may read flash as it loads
 
     gc.collect()  # hand the firmware a heap with only what it needs
-    main.start(settings)
+    if os.getenv("TONEBRIDGE_BOOT") == "board":
+        main.boot()  # what main.py runs on a board: config.json on the flash, Wi-Fi, CA files
+    else:
+        main.start(settings)
 
 
 if __name__ == "__main__":

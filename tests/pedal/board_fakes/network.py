@@ -1,0 +1,34 @@
+"""A stand-in for MicroPython's `network` on the unix port (test_pedal_boot.py).
+
+The station "joins" only the network named in FAKE_SSID ("HomeNet"), with the password
+"secret"; the access point reports the ESP32's usual 192.168.4.1.
+"""
+
+STA_IF = 0
+AP_IF = 1
+FAKE_SSID = "HomeNet"
+FAKE_PASSWORD = "secret"
+
+
+class WLAN:
+    def __init__(self, interface):
+        self.interface = interface
+        self.connected = False
+        self.essid = None
+
+    def active(self, on=None):
+        return True
+
+    def connect(self, ssid, password):
+        self.connected = ssid == FAKE_SSID and password == FAKE_PASSWORD
+
+    def isconnected(self):
+        return self.connected
+
+    def ifconfig(self):
+        if self.interface == AP_IF:
+            return ("192.168.4.1", "255.255.255.0", "192.168.4.1", "192.168.4.1")
+        return ("10.0.0.7", "255.255.255.0", "10.0.0.1", "10.0.0.1")
+
+    def config(self, **settings):
+        self.essid = settings.get("essid", self.essid)
