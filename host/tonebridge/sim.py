@@ -689,13 +689,13 @@ def run(api, board=DEFAULT_BOARD, heap=None, flash=None, ca=None, log=None, port
     try:
         with pedal:
             pedal.start()
-            echo("serial: %s" % pedal.serial_path)
-            echo("portal: %s" % pedal.portal_url)
-            sys.stdout.flush()
-            if pedal.code_bytes is not None:
+            if pedal.code_bytes is not None:  # before the two lines: a reader of those has this too
                 print("sim: heap %d KB for data (the board's budget) + %d KB of firmware bytecode, which a board "
                       "keeps frozen in flash" % (pedal.data_heap // 1024, -(-pedal.code_bytes // 1024)),
                       file=sys.stderr, flush=True)
+            echo("serial: %s" % pedal.serial_path)
+            echo("portal: %s" % pedal.portal_url)
+            sys.stdout.flush()
             pedal.wait()
     except KeyboardInterrupt:
         return 0
