@@ -26,6 +26,7 @@ from .tokens import TokenFile
 API_DEFAULT = "https://www.tone3000.com/api/v1"
 REQUESTS_PER_MINUTE = 90  # the service allows 100
 RUNNING = ("starting", "listing", "downloading")
+NONCE_MS = 15 * 60 * 1000  # a sign-in started on the page must come back within this
 
 
 class Clock:
@@ -65,6 +66,8 @@ class Pedal:
         self.sync = None
         self.app = None
         self.code_bytes = 0
+        self.nonce = None
+        self.nonce_ms = 0
         log("pedal: %s, %d models installed, %s" % (
             boardinfo.NAME, len(self.library.models), "signed in" if self.session.signed_in else "not signed in"))
 
@@ -77,6 +80,22 @@ class Pedal:
 
     def sign_in_url(self, callback_url):
         return OtpSignIn(self.api, callback_url).start_url()
+
+    def new_nonce(self):
+        """A fresh secret for the callback URL of a sign-in this pedal starts."""
+        import binascii
+        import os
+
+        self.nonce = binascii.hexlify(os.urandom(12)).decode()
+        self.nonce_ms = self.clock()
+        return self.nonce
+
+    def take_nonce(self, nonce):
+        """True (once) for the nonce of the sign-in in progress, within NONCE_MS."""
+        ok = self.nonce is not None and nonce == self.nonce and self.clock() - self.nonce_ms < NONCE_MS
+        if ok:
+            self.nonce = None
+        return ok
 
     async def sign_in(self, params):
         """Exchange the callback's api_key for tokens (stored on flash before use)."""

@@ -2,14 +2,20 @@
 
     GET  /                       the page (phone-sized)
     GET  /status.json            the same status as JSON
-    GET  /signin                 redirect to TONE3000's OTP-only sign-in, back to /callback
-    GET  /callback?api_key=...   exchange the key for tokens (stored on flash), back to /
+    GET  /signin                 redirect to TONE3000's OTP-only sign-in, back to /callback/<nonce>
+    GET  /callback/<nonce>?api_key=...
+                                 exchange the key for tokens (stored on flash), back to /
     POST /sync                   start a sync (202; 409 when one runs; 401 signed out)
     POST /models/<id>/activate   make a model the active one
     POST /models/<id>/delete     delete a model
     POST /signout                forget the tokens
 
 Forms post and get a 303 back to `/`; a client asking for JSON (Accept) gets JSON.
+
+Two guards, because any web page the user visits can send their browser to the pedal:
+the callback only accepts the nonce of a sign-in this page started (single use, 15
+minutes), so nobody can link the pedal to their own account; and a POST whose Origin
+names another site is refused (403).
 """
 
 import json
@@ -132,13 +138,28 @@ def make_app(pedal):
     async def status(request):
         return status_json(pedal), 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
+    @app.before_request
+    async def same_origin_posts(request):
+        if request.method == "POST":
+            origin = request.headers.get("Origin")
+            if origin and origin.split("://", 1)[-1] != request.headers.get("Host"):
+                return {"error": "requests from other sites are refused"}, 403
+
     @app.get("/signin")
     async def signin(request):
         host = request.headers.get("Host") or pedal.settings.get("address") or "192.168.4.1"
-        return Response.redirect(pedal.sign_in_url("http://%s/callback" % host), 302)
+        return Response.redirect(pedal.sign_in_url("http://%s/callback/%s" % (host, pedal.new_nonce())), 302)
 
     @app.get("/callback")
-    async def callback(request):
+    async def stray_callback(request):
+        return html(page(pedal, "That sign-in link is not from this pedal; use Sign in below."), 400)
+
+    @app.get("/callback/<nonce>")
+    async def callback(request, nonce):
+        if not pedal.take_nonce(nonce):
+            log("sign-in: refused a callback this pedal did not ask for")
+            return html(page(pedal, "That sign-in link is not from this pedal, or it expired; use Sign in below."),
+                        400)
         params = {}
         for name in ("api_key", "error", "error_description", "message"):
             value = request.args.get(name)

@@ -12,9 +12,10 @@ import time
 
 import httpx
 import pytest
-from pedal_helpers import check_library, library, sign_in, status, sync_finished, wait_status
+from pedal_helpers import EMAIL, check_library, library, sign_in, status, sync_finished, wait_status
 from signin_helpers import configure, model_info
 
+from tonebridge import phone
 from tonebridge.emulator.server import EmulatorServer
 from tonebridge.sim import SimulatedPedal, stage_firmware
 
@@ -51,7 +52,23 @@ def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib
         assert location.startswith(emulator.base_url + "/api/v1/auth?") and "otp_only=true" in location
         assert "redirect_url=http%3A%2F%2F127.0.0.1%3A" in location and "%2Fcallback" in location
 
-        sign_in(pedal, emulator.base_url)  # the phone: email, emailed code, back to /callback
+        # a callback the page did not start (someone else's link) signs nothing in
+        from signin_helpers import fetch_api_key
+
+        foreign = fetch_api_key(emulator.base_url)
+        for path in ("callback?api_key=" + foreign, "callback/0123abcd?api_key=" + foreign):
+            reply = httpx.get(pedal.portal_url + path, timeout=10)
+            assert reply.status_code == 400 and "not from this pedal" in reply.text
+        assert status(pedal)["signed_in"] is False
+        # the phone: the pedal's Sign-in link, email, emailed code, back to /callback/<nonce>
+        location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
+        nonce = location.split("%2Fcallback%2F", 1)[1].split("&", 1)[0]
+        final = phone.sign_in(location, EMAIL, phone.outbox_code(emulator.base_url, EMAIL))
+        assert final.status_code == 200 and str(final.url) == pedal.portal_url
+        replay = httpx.get(pedal.portal_url + "callback/%s?api_key=%s" % (nonce, foreign), timeout=10)
+        assert replay.status_code == 400  # that nonce was used up
+        evil = httpx.post(pedal.portal_url + "sync", headers={"Origin": "http://evil.example"}, timeout=10)
+        assert evil.status_code == 403
         done = wait_status(pedal, sync_finished, 120, "finished sync")
         assert done["signed_in"] and done["user"] == "demo_player"
         assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0
