@@ -254,6 +254,9 @@ def microdot_dir():
     return list(spec.submodule_search_locations)[0]
 
 
+SIMULATOR_ONLY = ("sim.py", "flash.py")  # pedal modules only the simulated pedal needs
+
+
 def _plan(board, firmware_dir, shared_dir, microdot):
     """What the build makes: a list of (output path, kind, source path or text, name for tracebacks).
 
@@ -266,6 +269,8 @@ def _plan(board, firmware_dir, shared_dir, microdot):
         if not modules:
             raise FirmwareError("%s has no Python modules (no %s package to build)" % (directory, package))
         for path, rel in modules:
+            if package == "pedal" and rel in SIMULATOR_ONLY and board.serial != "pty":
+                continue  # a board has real flash and boots main.py
             name = package + "/" + rel
             plan.append(("lib/" + name[:-3] + ".mpy", "mpy", path, name))
     for name in MICRODOT_FILES:

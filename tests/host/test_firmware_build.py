@@ -606,3 +606,12 @@ def test_the_readme_documents_the_commands():
         boards_readme = f.read()
     for field in FIELDS:
         assert "`%s`" % field in boards_readme, field
+
+
+def test_real_boards_leave_out_the_simulator_modules(tmp_path):
+    record = build("esp32_generic", str(tmp_path / "esp32"))
+    pedal = sorted(name for name in record["files"] if name.startswith("lib/pedal/"))
+    assert "lib/pedal/main.mpy" in pedal and "lib/pedal/net.mpy" in pedal
+    assert "lib/pedal/sim.mpy" not in pedal and "lib/pedal/flash.mpy" not in pedal
+    record = build("unix_sim", str(tmp_path / "sim"))
+    assert "lib/pedal/sim.mpy" in record["files"] and "main.py" not in record["files"]
