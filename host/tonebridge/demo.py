@@ -7,7 +7,11 @@
 3. `tonebridge whoami`, `tonebridge tones --favorited`, `tonebridge models`;
 4. `tonebridge download` of a few models of different kinds, one of them cut off
    mid-transfer by the emulator and resumed;
-5. says where the files are.
+5. the pedal: a simulated pedal (the real firmware on the MicroPython unix port, its
+   flash a littlefs image) signs in through its own web page - the demo plays the
+   phone again - and syncs the favorites over "Wi-Fi"; the image is then read on the
+   host and every model on it verified;
+6. says where the files are.
 
 Every step runs the real CLI in a subprocess; nothing is mocked.
 """
@@ -133,6 +137,76 @@ def pick_models(env, tones):
     return list(wanted.values())
 
 
+def pedal_part(emulator, out, type_code):
+    """The simulated pedal signs in through its portal and syncs; returns a summary line."""
+    from .flashimage import problems
+    from .sim import SimulatedPedal
+
+    flash = os.path.join(out, "pedal-flash.img")
+    console = os.path.join(out, "pedal-console.log")
+    pedal = SimulatedPedal(emulator.base_url + "/api/v1", flash, log=console)
+    with pedal:
+        pedal.start()
+        print("serial: %s" % pedal.serial_path)
+        print("portal: %s" % pedal.portal_url)
+        print("(heap: %d KB for data, like an ESP32; the unix port adds the firmware's %d KB of bytecode, "
+              "which a real board keeps frozen in flash)" % (pedal.data_heap // 1024, pedal.code_bytes // 1024))
+        print("  [phone] opening %ssignin (the pedal's 'Sign in with TONE3000' button)" % pedal.portal_url, flush=True)
+        location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
+        print("  [phone] the pedal sends the phone to TONE3000's OTP-only sign-in: %s..." % location[:72], flush=True)
+        print("  [phone] typing %s" % EMAIL, flush=True)
+        if type_code:
+            def read_code():
+                return input("  [phone] type the code the emulator 'emailed' (%s/_emulator/outbox): "
+                             % emulator.base_url).strip()
+        else:
+            mailbox = phone.outbox_code(emulator.base_url, EMAIL)
+
+            def read_code():
+                code = mailbox()
+                print("  [phone] the code from the mailbox is %s; typing it" % code, flush=True)
+                return code
+
+        landed = phone.sign_in(location, EMAIL, read_code)
+        print("  [phone] back on the pedal's page (%s, HTTP %d); the pedal stored its tokens in flash"
+              % (landed.url, landed.status_code), flush=True)
+        banner("The pedal syncs your favorites over 'Wi-Fi'")
+        shown = None
+        while True:  # what the pedal's page shows, twice a second
+            status = httpx.get(pedal.portal_url + "status.json", timeout=10).json()
+            sync = status["sync"] or {"state": "starting", "current": None, "installed": 0}
+            line = "  sync: %s, %d installed" % (sync["state"], sync["installed"])
+            current = sync.get("current")
+            if current:
+                line += ", now %s: %d of %s KB" % (current["name"], current["bytes"] // 1024,
+                                                  current["total"] // 1024 if current["total"] else "?")
+            if line != shown:
+                print(line, flush=True)
+                shown = line
+            if sync["state"] in ("done", "error"):
+                break
+            time.sleep(0.5)
+        if sync["state"] != "done":
+            raise SystemExit("demo: the pedal's sync failed: %s" % sync["error"])
+        print("  %d new, %d up to date, %d failed; %s"
+              % (sync["installed"], sync["up_to_date"], sync["failed"], "signed in as " + str(status["user"])))
+        print("  %-34s %-12s %-9s %8s" % ("model", "platform", "size", "KB"))
+        for model in status["models"][:12]:
+            print("  %-34s %-12s %-9s %8d%s" % (model["name"][:34], model["platform"], model["size"] or "",
+                                                 model["bytes"] // 1024, "  (active)" if model["active"] else ""))
+        if len(status["models"]) > 12:
+            print("  ... and %d more" % (len(status["models"]) - 12))
+        total = sum(m["bytes"] for m in status["models"])
+        print("  %d models, %.1f MB on flash, %.1f MB free" % (len(status["models"]), total / 1e6,
+                                                              status["free_bytes"] / 1e6))
+    manifest, _, found = problems(flash)
+    if found:
+        raise SystemExit("demo: the pedal's flash image does not verify: %s" % "; ".join(found))
+    print("Read on the host with littlefs-python: %d models verified on the flash image (length and SHA-256)"
+          % len(manifest["models"]))
+    return "pedal: flash image %s, console log %s" % (flash, console)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tonebridge.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="demo-out", help="where the demo keeps its config and models")
@@ -169,7 +243,7 @@ def main(argv=None):
             cli(env, "download", str(model["id"]), "-o", models_dir)
         elapsed = time.monotonic() - started
 
-        banner("Done")
+        banner("On the computer")
         total = 0
         for name in sorted(os.listdir(models_dir)):
             size = os.path.getsize(os.path.join(models_dir, name))
@@ -177,6 +251,11 @@ def main(argv=None):
             print("  %-48s %9d bytes" % (name, size))
         print("%d models, %d bytes in %.1f s, in %s" % (len(picks), total, elapsed, models_dir))
         print("tokens: %s (mode 0600)" % os.path.join(out, "home"))
+
+        banner("The pedal (simulated): it signs in through its own page")
+        summary = pedal_part(emulator, out, args.type_code)
+        banner("Done")
+        print(summary)
     finally:
         emulator.stop()
     return 0

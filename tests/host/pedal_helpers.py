@@ -1,50 +1,15 @@
 """Helpers for tests of the simulated pedal: read its flash image on the host, sign it
 in through its portal the way a phone would, wait for its status."""
 
-import hashlib
 import json
 import time
 
 import httpx
-import littlefs
 
 from tonebridge import phone
+from tonebridge.flashimage import library, mount, problems, read  # noqa: F401  (used by the tests)
 
-BLOCK = 4096
 EMAIL = "demo@example.com"
-
-
-def mount(path):
-    """The littlefs image at `path`, mounted with littlefs-python (a copy in memory)."""
-    with open(path, "rb") as f:
-        data = bytearray(f.read())
-    fs = littlefs.LittleFS(block_size=BLOCK, block_count=len(data) // BLOCK, read_size=32, prog_size=32,
-                           lookahead_size=32, mount=False)
-    fs.context.buffer = data
-    fs.mount()
-    return fs
-
-
-def read(fs, path):
-    with fs.open(path, "rb") as f:
-        return f.read()
-
-
-def library(path):
-    """(manifest dict, {file name: bytes}) of the pedal's flash image at `path`."""
-    fs = mount(path)
-    try:
-        manifest = json.loads(read(fs, "library.json"))
-    except FileNotFoundError:
-        manifest = {"models": [], "active": None}
-    files = {}
-    try:
-        names = fs.listdir("models")
-    except FileNotFoundError:
-        names = []
-    for name in names:
-        files[name] = read(fs, "models/" + name)
-    return manifest, files
 
 
 def check_library(path):
@@ -53,12 +18,8 @@ def check_library(path):
     Returns:
         (manifest, files).
     """
-    manifest, files = library(path)
-    for entry in manifest["models"]:
-        data = files.get(entry["file"])
-        assert data is not None, "manifest names %s but it is not on flash" % entry["file"]
-        assert len(data) == entry["bytes"] and hashlib.sha256(data).hexdigest() == entry["sha256"], \
-            "model %s on flash is torn or altered" % entry["id"]
+    manifest, files, found = problems(path)
+    assert not found, found
     return manifest, files
 
 

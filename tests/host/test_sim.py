@@ -14,11 +14,10 @@ import socket
 import subprocess
 import sys
 
-import littlefs
 import pytest
 import serial
 
-from tonebridge import sim
+from tonebridge import flashimage, sim
 from tonebridge.cli import EXIT_USAGE
 from tonebridge.sim import SimError, SimulatedPedal
 
@@ -26,7 +25,6 @@ pytestmark = pytest.mark.timeout(60)
 
 FAKE = os.path.join(os.path.dirname(__file__), "sim_fake")
 API = "http://127.0.0.1:9/api/v1"
-BLOCK = 4096
 FS_BYTES = 16 * 1024 * 1024
 
 
@@ -53,12 +51,7 @@ def start_pedal(lib, tmp_path):
 
 def mount_image(path):
     """The image at `path` mounted with littlefs-python (the geometry of pedal.flash)."""
-    data = bytearray(open(path, "rb").read())
-    fs = littlefs.LittleFS(block_size=BLOCK, block_count=len(data) // BLOCK, read_size=32, prog_size=32,
-                           lookahead_size=32, mount=False)
-    fs.context.buffer = data
-    fs.mount()
-    return fs
+    return flashimage.mount(path)
 
 
 def read_text(fs, name):

@@ -1,0 +1,65 @@
+"""A pedal's flash image on the host: mount it with littlefs-python, read the library.
+
+The geometry is the pedal's (firmware/pedal/flash.py): 4096-byte blocks, read and prog
+size 32, lookahead 32; only the block size and count are stored on flash and must match.
+The image is read into memory: nothing here writes to it.
+"""
+
+import hashlib
+import json
+
+import littlefs
+
+BLOCK = 4096
+
+
+def mount(path):
+    """The littlefs image at `path`, mounted (a copy in memory)."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    fs = littlefs.LittleFS(block_size=BLOCK, block_count=len(data) // BLOCK, read_size=32, prog_size=32,
+                           lookahead_size=32, mount=False)
+    fs.context.buffer = data
+    fs.mount()
+    return fs
+
+
+def read(fs, path):
+    """The bytes of `path` on a mounted image."""
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def library(path):
+    """(manifest dict, {file name: bytes}) of the model library on the image at `path`."""
+    fs = mount(path)
+    try:
+        manifest = json.loads(read(fs, "library.json"))
+    except FileNotFoundError:
+        manifest = {"models": [], "active": None}
+    files = {}
+    try:
+        names = fs.listdir("models")
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        files[name] = read(fs, "models/" + name)
+    return manifest, files
+
+
+def problems(path):
+    """What is wrong with the library on the image: entries whose file is missing, or
+    whose length or SHA-256 differs from the manifest.  [] when every model verifies.
+
+    Returns:
+        (manifest, files, list of one-line problems).
+    """
+    manifest, files = library(path)
+    found = []
+    for entry in manifest["models"]:
+        data = files.get(entry["file"])
+        if data is None:
+            found.append("model %s: %s is not on flash" % (entry["id"], entry["file"]))
+        elif len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            found.append("model %s: %s is torn or altered" % (entry["id"], entry["file"]))
+    return manifest, files, found
