@@ -87,6 +87,23 @@ def cli(env, *args, capture=False):
     return done
 
 
+def code_reader(emulator, type_code):
+    """The phone's way to get the emailed code: the emulator's outbox, or you typing it."""
+    if type_code:
+        def read_code():
+            return input("  [phone] the emulator 'emailed' a code (see its outbox: %s/_emulator/outbox); type it: "
+                         % emulator.base_url).strip()
+        return read_code
+    mailbox = phone.outbox_code(emulator.base_url, EMAIL)
+
+    def read_code():
+        code = mailbox()
+        print("  [phone] the code from the mailbox is %s; typing it" % code, flush=True)
+        return code
+
+    return read_code
+
+
 def login(env, emulator, type_code):
     """Run `tonebridge login` and play the phone's part."""
     cmd = [sys.executable, "-m", "tonebridge", "login", "--no-browser"]
@@ -103,18 +120,7 @@ def login(env, emulator, type_code):
         proc.wait()
         raise SystemExit("demo: `tonebridge login` printed no sign-in URL")
     print("  [phone] opening the sign-in page, typing %s" % EMAIL, flush=True)
-    if type_code:
-        def read_code():
-            return input("  [phone] the emulator 'emailed' a code (see its outbox: %s/_emulator/outbox); type it: " % emulator.base_url).strip()
-    else:
-        mailbox = phone.outbox_code(emulator.base_url, EMAIL)
-
-        def read_code():
-            code = mailbox()
-            print("  [phone] the code from the mailbox is %s; typing it" % code, flush=True)
-            return code
-
-    landed = phone.sign_in(start_url, EMAIL, read_code)
+    landed = phone.sign_in(start_url, EMAIL, code_reader(emulator, type_code))
     print("  [phone] browser shows: HTTP %d" % landed.status_code, flush=True)
     for line in proc.stdout:
         print("  " + line.rstrip(), flush=True)
@@ -155,19 +161,7 @@ def pedal_part(emulator, out, type_code):
         location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
         print("  [phone] the pedal sends the phone to TONE3000's OTP-only sign-in: %s..." % location[:72], flush=True)
         print("  [phone] typing %s" % EMAIL, flush=True)
-        if type_code:
-            def read_code():
-                return input("  [phone] type the code the emulator 'emailed' (%s/_emulator/outbox): "
-                             % emulator.base_url).strip()
-        else:
-            mailbox = phone.outbox_code(emulator.base_url, EMAIL)
-
-            def read_code():
-                code = mailbox()
-                print("  [phone] the code from the mailbox is %s; typing it" % code, flush=True)
-                return code
-
-        landed = phone.sign_in(location, EMAIL, read_code)
+        landed = phone.sign_in(location, EMAIL, code_reader(emulator, type_code))
         print("  [phone] back on the pedal's page (%s, HTTP %d); the pedal stored its tokens in flash"
               % (landed.url, landed.status_code), flush=True)
         banner("The pedal syncs your favorites over 'Wi-Fi'")
