@@ -1,0 +1,26 @@
+"""`make demo` end to end: the real CLI and the simulated pedal against the emulator."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tonebridge.flashimage import problems
+
+
+@pytest.mark.slow
+def test_the_demo_runs_the_host_and_the_pedal_parts(tmp_path):
+    out = tmp_path / "demo"
+    done = subprocess.run([sys.executable, "-m", "tonebridge.demo", "--out", str(out)], capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = done.stdout
+    assert "Signed in as demo_player" in text
+    assert "the emulator will cut the first download" in text
+    assert "back on the pedal's page" in text and "sync: done" in text
+    assert "models verified on the flash image" in text
+    manifest, _, found = problems(str(out / "pedal-flash.img"))
+    assert not found and len(manifest["models"]) >= 10
+    assert os.path.getsize(out / "pedal-console.log") > 0
+    assert "Traceback" not in done.stdout + done.stderr
