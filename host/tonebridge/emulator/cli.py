@@ -33,7 +33,7 @@ from .config import EmulatorConfig
 @click.option("--fail-5xx", default=0, type=click.IntRange(0), show_default=True,
               help="Answer the next N requests with 503.")
 @click.option("--seed", default=EmulatorConfig.seed, type=int, show_default=True, help="Catalogue seed.")
-@click.option("--bench-files", is_flag=True, help="Add demo's tone 90 with ~2 MB and ~20 MB IRs (for benchmarks).")
+@click.option("--bench-files", is_flag=True, help="Add demo's tone 90 with ~2 MB, ~20 MB, ~4 MB and ~40 KB IRs (for benchmarks).")
 def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate, rate_limit, no_range,
                      storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed, bench_files):
     """Run a local TONE3000 API v1 emulator (prints its base URL first).

@@ -21,7 +21,7 @@ class EmulatorConfig:
         host, port: where the API origin listens (port 0: any free port).
         storage_port: where the storage origin (presigned downloads) listens.
         seed: seeds the catalogue (dates, counts, ids of users, file contents).
-        bench_files: add demo's private tone 90 with ~2 MB and ~20 MB IRs (`make bench`).
+        bench_files: add demo's private tone 90 with ~2 MB, ~20 MB, ~4 MB and ~40 KB IRs (`make bench`).
         token_ttl: lifetime of access tokens (`expires_in`).
         refresh_ttl: lifetime of refresh tokens.
         rotate_refresh: a refresh returns a new refresh token and revokes the old one
