@@ -130,6 +130,17 @@ class Library:
             f.flush()
         os.rename(tmp, self.path)
 
+    def _commit(self, models, active):
+        """Make `models`/`active` the manifest: on flash first; in RAM only once written
+        (a failed write leaves both as they were)."""
+        old = self.models, self.active
+        self.models, self.active = models, active
+        try:
+            self.save()
+        except BaseException:
+            self.models, self.active = old
+            raise
+
     def file_path(self, entry):
         return self.dir + "/" + entry[FILE]
 
@@ -208,10 +219,8 @@ class Library:
         old = self.find(model_id)
         entry = (model_id, info.get("tone_id"), info.get("name"), info.get("platform"), info.get("size"),
                  part.size, sha, info.get("updated_at"), name)
-        self.models = [e for e in self.models if e[ID] != model_id] + [entry]
-        if self.active is None:
-            self.active = model_id
-        self.save()
+        self._commit([e for e in self.models if e[ID] != model_id] + [entry],
+                     model_id if self.active is None else self.active)
         _remove(part.path + ".json")
         if old is not None and old[FILE] != name:
             _remove(self.dir + "/" + old[FILE])
@@ -228,17 +237,17 @@ class Library:
     def activate(self, model_id):
         if self.find(model_id) is None:
             raise LibraryError("model %s is not installed" % model_id)
-        self.active = model_id
-        self.save()
+        self._commit(self.models, model_id)
 
     def delete(self, model_id):
         entry = self.find(model_id)
         if entry is None:
             raise LibraryError("model %s is not installed" % model_id)
-        self.models = [e for e in self.models if e[ID] != model_id]
-        if self.active == model_id:
-            self.active = self.models[0][ID] if self.models else None
-        self.save()
+        models = [e for e in self.models if e[ID] != model_id]
+        active = self.active
+        if active == model_id:
+            active = models[0][ID] if models else None
+        self._commit(models, active)
         _remove(self.file_path(entry))
 
     def verify(self, entry, buf=None):

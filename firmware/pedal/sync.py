@@ -97,7 +97,6 @@ class Sync:
             log("sync: stopped: internal error: %r" % (exc,))
         finally:
             self.current = None
-            pedal.library.load()  # what is on flash is the truth
             gc.collect()
             log("sync: peak heap in use %d bytes" % self.peak_alloc)
 

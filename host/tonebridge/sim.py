@@ -158,7 +158,13 @@ def ensure_flash(path, size, block_size=4096):
 
 
 def micropython_command():
-    """The MicroPython unix port: next to this interpreter, else on PATH."""
+    """The MicroPython unix port: $TONEBRIDGE_MICROPYTHON (e.g. a build with the firmware
+    frozen in, see docs/pedal.md), else next to this interpreter, else on PATH."""
+    chosen = os.environ.get("TONEBRIDGE_MICROPYTHON")
+    if chosen:
+        if not os.access(chosen, os.X_OK):
+            raise SimError("TONEBRIDGE_MICROPYTHON=%s is not an executable" % chosen)
+        return chosen
     beside = os.path.join(os.path.dirname(sys.executable), "micropython")
     found = beside if os.path.exists(beside) else shutil.which("micropython")
     if not found:
@@ -285,6 +291,13 @@ def code_heap(lib):
     return int(lines[-1])
 
 
+def firmware_frozen(micropython):
+    """True when `micropython` has the pedal firmware frozen in (tools/frozen-unix-port.sh)."""
+    done = subprocess.run([micropython, "-c", "import pedal.main"], env=dict(os.environ, MICROPYPATH=".frozen"),
+                          cwd=tempfile.gettempdir(), capture_output=True, timeout=30)
+    return done.returncode == 0
+
+
 def _last_line(lines):
     for line in reversed(list(lines)):
         if line.strip():
@@ -322,6 +335,7 @@ class SimulatedPedal:
         self.total_heap = total_heap
         self.heap = None  # -X heapsize, known once the firmware is staged
         self.code_bytes = None
+        self.frozen = False  # the interpreter has the firmware frozen in
         self.api = api
         self.flash = os.path.abspath(flash)
         self.ca = os.path.abspath(ca) if ca else None
@@ -382,11 +396,15 @@ class SimulatedPedal:
             except OSError as error:
                 raise UsageError("cannot open the log %s: %s" % (self.log_path, error.strerror or error)) from None
         lib = self.lib
+        self.frozen = self.overlay is None and self.lib is None and firmware_frozen(micropython_command())
         if lib is None:
             self._staging = tempfile.mkdtemp(prefix="tonebridge-sim-")
-            lib = stage_firmware(self.board, self._staging, self.overlay)
+            # With the firmware frozen into the interpreter there is nothing to stage.
+            lib = self._staging if self.frozen else stage_firmware(self.board, self._staging, self.overlay)
         if self.total_heap is not None:
             self.heap = self.total_heap
+        elif self.frozen:  # the code is in "flash", as on a board: the heap is the budget
+            self.heap = self.data_heap
         else:
             self.code_bytes = code_heap(lib)
             self.heap = self.data_heap + -(-self.code_bytes // 4096) * 4096
@@ -693,6 +711,9 @@ def run(api, board=DEFAULT_BOARD, heap=None, flash=None, ca=None, log=None, port
                 print("sim: heap %d KB for data (the board's budget) + %d KB of firmware bytecode, which a board "
                       "keeps frozen in flash" % (pedal.data_heap // 1024, -(-pedal.code_bytes // 1024)),
                       file=sys.stderr, flush=True)
+            elif pedal.frozen:
+                print("sim: heap %d KB; the firmware is frozen into this micropython, as on a board"
+                      % (pedal.heap // 1024), file=sys.stderr, flush=True)
             echo("serial: %s" % pedal.serial_path)
             echo("portal: %s" % pedal.portal_url)
             sys.stdout.flush()

@@ -21,6 +21,8 @@
   the peak while downloading the ~4 MB and the ~40 KB file (goal: within 4 KB), and
   the pedal's download speed for the ~4 MB and ~20 MB files as a ratio to `curl -o`
   of the same file from the same emulator in the same run.
+  With TONEBRIDGE_MICROPYTHON set to a unix port that has the firmware frozen in
+  (tools/frozen-unix-port.sh), the pedal runs with exactly 128 KB of heap, as a board.
 
 Progress goes to stderr; the JSON also lands in bench-results.json at the repo root.
 The access token reaches curl through a config on stdin (`-K -`), never argv or output.
@@ -211,8 +213,10 @@ def measure_pedal(emulator, token, work):
     env = {"TONEBRIDGE_STATS": "1", "TONEBRIDGE_GC_THRESHOLD": str(PEDAL_GC_THRESHOLD)}
     with SimulatedPedal(emulator.base_url + "/api/v1", flash, env=env) as pedal:
         pedal.start()
-        note("pedal: heap %d bytes (-X heapsize) = %d for data + %d of bytecode; signing in through %s"
-             % (pedal.heap, pedal.data_heap, pedal.code_bytes, pedal.portal_url))
+        frozen = pedal.frozen
+        note("pedal: heap %d bytes (-X heapsize)%s; signing in through %s"
+             % (pedal.heap, ", firmware frozen in" if frozen else " = %d for data + %d of bytecode"
+                % (pedal.data_heap, pedal.code_bytes), pedal.portal_url))
         started = time.monotonic()
         with contextlib.redirect_stdout(sys.stderr):
             phone.sign_in(pedal.portal_url + "signin", demo.EMAIL, phone.outbox_code(emulator.base_url, demo.EMAIL))
@@ -228,6 +232,8 @@ def measure_pedal(emulator, token, work):
     peak = status["heap"]["sync_peak"]
     models = status["models"]
     result = {
+        "micropython": "frozen firmware (%s)" % os.environ.get("TONEBRIDGE_MICROPYTHON") if frozen
+        else "PyPI unix port, firmware loaded from .mpy",
         "models": len(models),
         "model_bytes": sum(m["bytes"] for m in models),
         "sync_seconds": round(sync_seconds, 1),

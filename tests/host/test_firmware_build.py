@@ -325,7 +325,8 @@ def repo_copy(tmp_path, firmware_tree):
                     ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(firmware_tree, repo / "firmware")
     port = tmp_path / "port"
-    for manifest in ("boards/manifest.py", "variants/manifest.py"):  # esp32 and unix ports
+    # the esp32 port's boards/manifest.py; MicroPython's extmod/asyncio (unix_sim takes only that)
+    for manifest in ("boards/manifest.py", "extmod/asyncio/manifest.py"):
         (port / manifest).parent.mkdir(parents=True, exist_ok=True)
         (port / manifest).write_text("module('portmod.py')\n")
         (port / manifest).parent.joinpath("portmod.py").write_text("X = 1\n")
@@ -348,6 +349,8 @@ class Manifest:
 
     def execute(self, path):
         path = self._path(path)
+        if os.path.isdir(path):  # include("some/dir") means some/dir/manifest.py
+            path = os.path.join(path, "manifest.py")
         here = os.getcwd()
         os.chdir(os.path.dirname(path))
         try:

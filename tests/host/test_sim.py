@@ -277,3 +277,10 @@ def test_waiting_for_a_line_that_never_comes_times_out_with_the_last_line(start_
     pedal = start_pedal()
     with pytest.raises(SimError, match=r"no `never printed` line .* within 0\.2 s \(last line: portal: listening"):
         pedal.wait_for_console("never printed", timeout=0.2)
+
+
+def test_the_pypi_micropython_has_no_frozen_firmware_and_a_bad_override_is_one_error(tmp_path, monkeypatch):
+    assert sim.firmware_frozen(sim.micropython_command()) is False  # so the bytecode is added to the heap
+    monkeypatch.setenv("TONEBRIDGE_MICROPYTHON", str(tmp_path / "nope"))
+    with pytest.raises(SimError, match="TONEBRIDGE_MICROPYTHON=.*nope is not an executable"):
+        sim.micropython_command()
