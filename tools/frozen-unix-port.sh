@@ -4,7 +4,7 @@
 #
 #   tools/frozen-unix-port.sh /path/to/micropython-source   # a checkout; no submodules needed
 #   TONEBRIDGE_MICROPYTHON=/path/to/micropython-source/ports/unix/build-standard/micropython \
-#       tonebridge sim --heap-total 128k ...
+#       tonebridge sim ...        # --heap (default 128k) is then the whole heap, as on a board
 #
 # Not part of `make`: it needs MicroPython's source tree, which PyPI does not carry.
 # SSL, btree and ffi are left out (they need submodules); the simulator talks plain

@@ -59,7 +59,8 @@ class Pedal:
         self.http = Http(cas)  # its buffer is allocated now, while the heap is unfragmented
         self.session = Session(OtpSignIn(self.api, None), self.token_file.load(self.clock()))
         pace = settings.get("requests_per_minute") or REQUESTS_PER_MINUTE
-        self.client = Client(self.api, self.session, self.clock, RateLimiter(pace))
+        window = settings.get("pace_window_ms") or 60000
+        self.client = Client(self.api, self.session, self.clock, RateLimiter(pace, window))
         self.runner = Runner(self.http, self._persist)
         self.user = None
         self.sign_in_again = False

@@ -20,6 +20,8 @@ Environment:
     TONEBRIDGE_REQUESTS_PER_MINUTE
                         optional: the pacing limit (default 90; tests that sync
                         again and again raise it)
+    TONEBRIDGE_PACE_WINDOW_MS
+                        optional: that limit's window (default 60000; a test shortens it)
     TONEBRIDGE_STATS    optional: "1" to keep per-download numbers in /status.json
     TONEBRIDGE_GC_THRESHOLD
                         optional: gc.threshold() in bytes, so that mem_alloc() stays
@@ -105,6 +107,7 @@ def settings_from_env():
         "stats": os.getenv("TONEBRIDGE_STATS") == "1",
         "gc_threshold": int(os.getenv("TONEBRIDGE_GC_THRESHOLD") or 0),
         "requests_per_minute": int(os.getenv("TONEBRIDGE_REQUESTS_PER_MINUTE") or 0),
+        "pace_window_ms": int(os.getenv("TONEBRIDGE_PACE_WINDOW_MS") or 0),
     }
 
 

@@ -239,3 +239,26 @@ def test_downloads_follow_a_storage_redirect_without_the_token(emulator, lib, tm
     storage = [r for r in request_log(emulator.base_url) if r["origin"] == "storage"]
     assert storage and not any(r["has_authorization"] for r in storage)
     check_library(str(flash))
+
+
+def test_the_pedal_paces_its_requests(emulator, lib, tmp_path):
+    """The pedal's limiter, with a 2 s window instead of a minute: never more than the
+    limit in any window, as the emulator saw the requests arrive."""
+    import datetime
+
+    from signin_helpers import request_log
+
+    configure(emulator.base_url, rate_limit=100000)
+    limit, window_s = 15, 2.0
+    with pedal_for(emulator, tmp_path / "flash.img", lib, TONEBRIDGE_REQUESTS_PER_MINUTE=str(limit),
+                   TONEBRIDGE_PACE_WINDOW_MS=str(int(window_s * 1000))) as pedal:
+        pedal.start()
+        sign_in(pedal, emulator.base_url)
+        done = wait_status(pedal, sync_finished, 120, "sync")
+    assert done["sync"]["state"] == "done"
+    times = sorted(datetime.datetime.fromisoformat(r["time"]).timestamp()
+                   for r in request_log(emulator.base_url) if r["has_authorization"])
+    assert len(times) > 3 * limit  # enough requests that pacing had to act
+    busiest = max(sum(1 for t in times[i:] if t < start + window_s) for i, start in enumerate(times))
+    assert busiest <= limit
+    assert times[-1] - times[0] >= (len(times) // limit - 1) * window_s
