@@ -27,13 +27,14 @@ from .errors import (
     SignInError,
     SignInRequired,
     TransportError,
+    UsageError,
 )
 from .download import AGAIN, COMPLETE, RESTART
 from .http import Request
 from .ratelimit import retry_after_ms
 from .records import Model, Page, Pager, Tone, User
 from .redirect import is_redirect, next_request
-from .urls import urlencode
+from .urls import split_url, urlencode
 
 MAX_429_RETRIES = 4
 MAX_5XX_RETRIES = 2
@@ -188,6 +189,7 @@ class Client:
 
     def __init__(self, api_base, session, clock_ms, limiter=None):
         self.api_base = api_base.rstrip("/")
+        self._api_origin = split_url(self.api_base).origin
         self.session = session
         self.clock_ms = clock_ms
         self.limiter = limiter
@@ -221,7 +223,7 @@ class Client:
                 generation = self.session.generation
                 request = base.copy()
                 request.headers["authorization"] = self.session.tokens.authorization()
-            yield from self._pace()
+            yield from self._pace(request.url)
             response = yield request
             hops = 0
             while is_redirect(response):
@@ -229,7 +231,7 @@ class Client:
                 hops += 1
                 response.close()
                 request = follow
-                yield from self._pace()
+                yield from self._pace(request.url)
                 response = yield request
             status = response.status
             if status == 401 and "authorization" in request.headers:
@@ -360,9 +362,14 @@ class Client:
 
     # -- session upkeep ------------------------------------------------------------
 
-    def _pace(self):
+    def _pace(self, url=None):
+        """Wait until the limiter allows one more request, and count it.  Only requests
+        to the API's origin count (the limit is the API's): a redirect to file storage
+        on another origin is not paced."""
         limiter = self.limiter
         if limiter is None:
+            return
+        if url is not None and self._other_origin(url):
             return
         while True:
             delay = limiter.delay_ms(self.clock_ms())
@@ -370,6 +377,12 @@ class Client:
                 break
             yield Sleep(delay)
         limiter.record(self.clock_ms())
+
+    def _other_origin(self, url):
+        try:
+            return split_url(url).origin != self._api_origin
+        except UsageError:
+            return False  # not ours to judge: pace it
 
     def _ensure_fresh(self):
         session = self.session

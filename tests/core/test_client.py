@@ -185,6 +185,18 @@ class PacingTest(unittest.TestCase):
         self.assertEqual(len(driver.slept), 2)
         self.assertTrue(all(ms > 0 for ms in driver.slept))
 
+    def test_only_requests_to_the_api_are_paced(self):
+        # The limit is the API's: a hop to file storage on another origin is not counted.
+        clock, api, client, driver = signed_in()
+        client.limiter = RateLimiter(limit=2, window_ms=60000, margin_ms=0)
+        hop = json_response(302, {}, {"location": "https://storage.example.net/f.json?sig=1"})
+        for _ in range(2):
+            api.queued = [hop, json_response(200, {"id": "u1", "username": "demo"})]
+            self.assertEqual(driver.run(client.user()).username, "demo")
+        self.assertEqual(driver.slept, [])  # two API requests: within the limit
+        driver.run(client.user())  # the third API request must wait
+        self.assertEqual(len(driver.slept), 1)
+
     def test_429_retry_after_is_honoured(self):
         clock, api, client, driver = signed_in()
         client.limiter = RateLimiter()
