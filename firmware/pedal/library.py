@@ -226,6 +226,21 @@ class Library:
             _remove(self.dir + "/" + old[FILE])
         return entry
 
+    def prune_parts(self, keep):
+        """Delete unfinished downloads of models not in `keep` (ids); returns how many."""
+        count = 0
+        for name in os.listdir(self.dir):
+            if name.endswith(".part"):
+                try:
+                    model_id = int(name[:-5])
+                except ValueError:
+                    model_id = None
+                if model_id not in keep:
+                    _remove(self.dir + "/" + name)
+                    _remove(self.dir + "/" + name + ".json")
+                    count += 1
+        return count
+
     def discard(self, model_id):
         """Delete a download in progress for `model_id`."""
         part = self.part_path(model_id)

@@ -69,6 +69,7 @@ class Pedal:
         self.code_bytes = 0
         self.nonce = None
         self.nonce_ms = 0
+        self.user_signed_out = False
         log("pedal: %s, %d models installed, %s" % (
             boardinfo.NAME, len(self.library.models), "signed in" if self.session.signed_in else "not signed in"))
 
@@ -102,6 +103,7 @@ class Pedal:
         """Exchange the callback's api_key for tokens (stored on flash before use)."""
         await self.runner.run(self.client.sign_in(params))
         self.sign_in_again = False
+        self.user_signed_out = False
         log("sign-in: signed in")
         await self.load_user()
 
@@ -122,6 +124,7 @@ class Pedal:
     async def sign_out(self):
         await self.runner.run(self.client.sign_out())
         self.sign_in_again = False
+        self.user_signed_out = True  # a sync stopped by this is not a lost session
         log("sign-in: signed out")
 
     def syncing(self):
@@ -142,7 +145,7 @@ class Pedal:
     async def _sync(self, sync):
         log("sync: started")
         await sync.run()
-        if sync.error == "sign in again":
+        if sync.error == "sign in again" and not self.user_signed_out:
             self.signed_out()
 
     def status(self, with_models=True):

@@ -43,6 +43,7 @@ class Sync:
         self.started_ms = time.ticks_ms()
         self.peak_alloc = 0
         self.model_peak = 0
+        self.seen = []  # ids of the runnable models listed: their .part files are kept
         # (model id, bytes, ms, peak mem_alloc) per download, when the pedal keeps stats
         self.stats = [] if pedal.settings.get("stats") else None
 
@@ -69,6 +70,9 @@ class Sync:
             self.state = "downloading"
             for tone_id, platform in tones:
                 await self._tone(tone_id, platform)
+            dropped = pedal.library.prune_parts(self.seen)
+            if dropped:
+                log("sync: removed %d unfinished downloads of models no longer listed" % dropped)
             self.state = "done"
             log("sync: done: %d installed, %d up to date, %d failed" % (self.installed, self.skipped, self.failed))
         except SignInRequired as exc:
@@ -127,6 +131,7 @@ class Sync:
             for model in page.items:
                 if not runnable(formats, platform, model.size):
                     continue
+                self.seen.append(model.id)
                 if not pedal.library.needs(model.id, model.updated_at):
                     self.skipped += 1
                     continue

@@ -2,7 +2,8 @@
 
 The geometry is the pedal's (firmware/pedal/flash.py): 4096-byte blocks, read and prog
 size 32, lookahead 32; only the block size and count are stored on flash and must match.
-The image is read into memory: nothing here writes to it.
+`library` and `problems` read an image into memory and never write it; `make_image`
+writes a new one (e.g. with a config.json for the simulated pedal's first boot).
 """
 
 import hashlib
@@ -63,3 +64,20 @@ def problems(path):
         elif len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             found.append("model %s: %s is torn or altered" % (entry["id"], entry["file"]))
     return manifest, files, found
+
+
+def make_image(path, files, block_count=4096):
+    """Write a new, formatted image to `path` holding `files` ({path on flash: bytes})."""
+    fs = littlefs.LittleFS(block_size=BLOCK, block_count=block_count, read_size=32, prog_size=32,
+                           lookahead_size=32)
+    for name, data in files.items():
+        folder = name.rsplit("/", 1)[0] if "/" in name else ""
+        if folder:
+            try:
+                fs.makedirs(folder, exist_ok=True)
+            except AttributeError:  # an older littlefs-python
+                fs.mkdir(folder)
+        with fs.open(name, "wb") as f:
+            f.write(data)
+    with open(path, "wb") as f:
+        f.write(fs.context.buffer)

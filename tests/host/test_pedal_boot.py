@@ -8,10 +8,10 @@ import re
 import shutil
 
 import httpx
-import littlefs
 import pytest
 import trustme
 
+from tonebridge.flashimage import make_image
 from tonebridge.sim import SimulatedPedal, free_port, stage_firmware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,20 +32,9 @@ def lib(tmp_path_factory):
     return stage_firmware("unix_sim", folder, overlay=str(overlay))
 
 
-def flash_with(path, files, blocks=1024):
+def flash_with(path, files):
     """A littlefs image made on the host holding `files` ({path: bytes})."""
-    fs = littlefs.LittleFS(block_size=4096, block_count=blocks, read_size=32, prog_size=32, lookahead_size=32)
-    for name, data in files.items():
-        folder = os.path.dirname(name)
-        if folder and folder != "/":
-            try:
-                fs.mkdir(folder)
-            except FileExistsError:
-                pass
-        with fs.open(name, "wb") as f:
-            f.write(data)
-    with open(path, "wb") as f:
-        f.write(fs.context.buffer)
+    make_image(path, files, block_count=1024)
 
 
 def boot(lib, flash, port):

@@ -265,3 +265,19 @@ def test_the_pedal_paces_its_requests(emulator, lib, tmp_path):
     busiest = max(sum(1 for t in times[i:] if t < start + window_s) for i, start in enumerate(times))
     assert busiest <= limit
     assert times[-1] - times[0] >= (len(times) // limit - 1) * window_s
+
+
+def test_a_stale_download_of_a_model_no_longer_listed_is_removed(emulator, lib, tmp_path):
+    from tonebridge.flashimage import make_image
+
+    flash = tmp_path / "flash.img"
+    make_image(str(flash), {"models/99999.part": b"{" * 5000,
+                            "models/99999.part.json": b'{"id": 99999, "updated_at": "x", "etag": null}'})
+    with pedal_for(emulator, flash, lib) as pedal:
+        pedal.start()
+        sign_in(pedal, emulator.base_url)
+        done = wait_status(pedal, sync_finished, 120, "sync")
+        assert done["sync"]["state"] == "done"
+        assert any("removed 1 unfinished downloads" in line for line in pedal.console_lines())
+    manifest, files = check_library(str(flash))
+    assert "99999.part" not in files and "99999.part.json" not in files and len(manifest["models"]) >= 10
