@@ -291,6 +291,18 @@ def code_heap(lib):
     return int(lines[-1])
 
 
+def _die_with_parent():
+    """In the child, before exec: ask Linux to SIGKILL it when the thread that started it
+    ends, so a killed `tonebridge sim` (or test run) leaves no pedal behind.  Elsewhere a
+    no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def firmware_frozen(micropython):
     """True when `micropython` has the pedal firmware frozen in (tools/frozen-unix-port.sh)."""
     done = subprocess.run([micropython, "-c", "import pedal.main"], env=dict(os.environ, MICROPYPATH=".frozen"),
@@ -435,6 +447,7 @@ class SimulatedPedal:
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, cwd=lib, bufsize=0,
             start_new_session=True,  # Ctrl-C in the terminal stops `tonebridge sim`, which stops this
+            preexec_fn=_die_with_parent,  # and if that is killed outright, the pedal goes too
         )
         self._threads = [
             threading.Thread(target=self._relay_output, name="sim-console", daemon=True),

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import serial
@@ -284,3 +285,26 @@ def test_the_pypi_micropython_has_no_frozen_firmware_and_a_bad_override_is_one_e
     monkeypatch.setenv("TONEBRIDGE_MICROPYTHON", str(tmp_path / "nope"))
     with pytest.raises(SimError, match="TONEBRIDGE_MICROPYTHON=.*nope is not an executable"):
         sim.micropython_command()
+
+
+def test_a_killed_host_leaves_no_pedal_behind(tmp_path):
+    # `tonebridge sim` killed with SIGKILL has no chance to stop the firmware itself.
+    env = dict(os.environ, FAKE_PEDAL="echo", TONEBRIDGE_API=API)
+    proc = subprocess.Popen(tonebridge("sim", "--flash", str(tmp_path / "f.img"), "--overlay", FAKE),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        lines = read_lines(proc.stdout.fileno(), 2, timeout=20)
+        port = int(re.fullmatch(r"portal: http://127\.0\.0\.1:(\d+)/\n", lines[1]).group(1))
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            break  # nothing listens: the firmware died with its host
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the firmware outlived the killed `tonebridge sim`")
