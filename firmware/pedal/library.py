@@ -20,12 +20,13 @@ no manifest entry owns) and keeps .part files for resuming.
 
 import json
 import os
+from binascii import unhexlify
 
 from tonecore.compat import hexlify, sha256
 from tonecore.errors import ToneError
 
-# A manifest entry in RAM is a tuple in this order (about half the heap of a dict);
-# on flash each is a JSON object with these keys.
+# A manifest entry in RAM is a tuple in this order (about half the heap of a dict), its
+# sha256 as 32 bytes (hex on flash); on flash each is a JSON object with these keys.
 FIELDS = ("id", "tone_id", "name", "platform", "size", "bytes", "sha256", "updated_at", "file")
 ID, TONE, NAME, PLATFORM, SIZE, BYTES, SHA, UPDATED, FILE = range(9)
 
@@ -78,6 +79,14 @@ def read_json(path, default=None):
         return default
 
 
+def _unhex(text):
+    """32 bytes from a SHA-256 in hex (None stays None: the entry then never verifies)."""
+    try:
+        return unhexlify(text) if text else None
+    except ValueError:
+        return None
+
+
 def extension(filename):
     dot = filename.rfind(".")
     ext = filename[dot:].lower() if dot > 0 else ""
@@ -109,7 +118,10 @@ class Library:
         models = data.get("models") or []
         data = None
         for at in range(len(models)):
-            models[at] = tuple(models[at].get(name) for name in FIELDS)
+            item = models[at]
+            item["sha256"] = _unhex(item.get("sha256"))
+            models[at] = tuple(item.get(name) for name in FIELDS)
+            item = None
         self.models = models
         # an active id that is not installed is no pointer
         self.active = active if self.find(active) is not None else None
@@ -124,6 +136,7 @@ class Library:
                 item = {}
                 for at in range(len(FIELDS)):
                     item[FIELDS[at]] = entry[at]
+                item["sha256"] = hexlify(entry[SHA]) if entry[SHA] else None
                 f.write(("\n" if first else ",\n") + json.dumps(item))
                 first = False
             f.write("]}\n")
@@ -218,7 +231,7 @@ class Library:
         os.rename(part.path, self.dir + "/" + name)
         old = self.find(model_id)
         entry = (model_id, info.get("tone_id"), info.get("name"), info.get("platform"), info.get("size"),
-                 part.size, sha, info.get("updated_at"), name)
+                 part.size, _unhex(sha), info.get("updated_at"), name)
         self._commit([e for e in self.models if e[ID] != model_id] + [entry],
                      model_id if self.active is None else self.active)
         _remove(part.path + ".json")
@@ -280,7 +293,7 @@ class Library:
                     total += count
         except OSError:
             return False
-        return total == entry[BYTES] and hexlify(digest.digest()) == entry[SHA]
+        return total == entry[BYTES] and digest.digest() == entry[SHA]
 
 
 class PartFile:

@@ -13,6 +13,7 @@ import time
 
 import boardinfo
 from tonecore.auth import OtpSignIn
+from tonecore.compat import hexlify
 from tonecore.client import Client
 from tonecore.errors import SignInRequired, ToneError
 from tonecore.ratelimit import RateLimiter
@@ -179,7 +180,8 @@ class Pedal:
         for entry in library.models:
             yield {
                 "id": entry[ID], "name": entry[NAME], "platform": entry[PLATFORM], "size": entry[SIZE],
-                "bytes": entry[BYTES], "sha256": entry[SHA], "active": entry[ID] == library.active,
+                "bytes": entry[BYTES], "sha256": hexlify(entry[SHA]) if entry[SHA] else None,
+                "active": entry[ID] == library.active,
             }
 
     # -- running -------------------------------------------------------------------------

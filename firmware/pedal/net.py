@@ -97,6 +97,9 @@ class Http:
     async def send(self, request):
         """Send `request`; return an HttpResponse (body read unless `request.stream`)."""
         url = split_url(request.url)
+        for bad in "\r\n \t":
+            if bad in url.target or bad in url.host:  # a URL from a server must not write our request
+                raise ProtocolError("refusing a URL with spaces or line breaks on %s" % _origin(url))
         response = HttpResponse(self, url, request.method)
         try:
             await response.open(request)

@@ -185,6 +185,7 @@ BROKEN = {
     "/empty": b"",
     "/chunked-ok": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\n{\"use\r\n"
                    b"e\r\nrname\": \"ok\"}\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    "/inject": b"HTTP/1.1 302 Found\r\nLocation: /x HTTP/1.1\r\nX-Evil: 1\r\nContent-Length: 0\r\n\r\n",
     "/continue": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\n{\"username\": \"c\"}",
 }
 
@@ -205,6 +206,7 @@ def test_broken_responses_give_clear_errors_and_leak_no_socket(build, tmp_path):
         "/bad-length": ("ProtocolError", "bad Content-Length"),
         "/bad-chunk": ("ProtocolError", "malformed chunked body"),
         "/empty": ("TransportError", "without a complete response"),
+        "/inject": ("ProtocolError", "spaces or line breaks"),
     }
     for path, (error, words) in expected.items():
         assert results[path].get("error") == error and words in results[path]["message"], results[path]
