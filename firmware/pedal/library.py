@@ -45,6 +45,10 @@ class LibraryFull(LibraryError):
     """Not enough flash for a model; nothing was installed."""
 
 
+class TooLarge(LibraryError):
+    """The model is larger than this board stores (its MAX_MODEL_BYTES); skipped."""
+
+
 def _exists(path):
     try:
         os.stat(path)
@@ -101,8 +105,9 @@ class Library:
         active: the id of the active model, or None.
     """
 
-    def __init__(self, root):
+    def __init__(self, root, max_model_bytes=None):
         self.root = root.rstrip("/")
+        self.max_model_bytes = max_model_bytes
         self.dir = self.root + "/" + MODELS
         self.path = self.root + "/" + MANIFEST
         self.models = []
@@ -345,6 +350,10 @@ class PartFile:
         if self.meta.get("etag") != plan.etag:
             self.meta["etag"] = plan.etag
             write_json(self.path + ".json", self.meta)
+        limit = self.library.max_model_bytes
+        if limit and plan.total > limit:
+            raise TooLarge("model %d is %d KB; this board stores models up to %d KB"
+                           % (self.model_id, plan.total // 1024, limit // 1024))
         need = plan.total - self.size
         block = os.statvfs(self.library.root or "/")[0]
         free = self.library.free_bytes() - SPARE_BLOCKS * block
@@ -362,6 +371,10 @@ class PartFile:
                 raise LibraryFull("the flash filled up while writing model %d" % self.model_id)
             raise
         self.size += len(chunk)
+        limit = self.library.max_model_bytes
+        if limit and self.size > limit:  # no length was announced (chunked): found out now
+            raise TooLarge("model %d is over %d KB; this board stores models up to %d KB"
+                           % (self.model_id, limit // 1024, limit // 1024))
         self._unsynced += len(chunk)
         if self._unsynced >= SYNC_EVERY:
             self.file.flush()

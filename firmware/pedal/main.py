@@ -49,7 +49,7 @@ class Pedal:
         self.settings = settings
         self.board = boardinfo
         root = settings.get("fs_root", boardinfo.FS_ROOT)
-        self.library = Library(root)
+        self.library = Library(root, getattr(boardinfo, "MAX_MODEL_BYTES", None))
         removed = self.library.recover()
         if removed:
             log("flash: removed %d leftover files" % len(removed))

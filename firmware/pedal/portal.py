@@ -84,6 +84,8 @@ def page(pedal, notice=None):
             line += " - %s %s of %s" % (current["name"], _kb(current["bytes"]), _kb(current["total"]))
         elif sync["state"] == "done":
             line += " - %d new, %d up to date, %d failed" % (sync["installed"], sync["up_to_date"], sync["failed"])
+            if sync["too_large"]:
+                line += ", %d too large for this pedal" % sync["too_large"]
         yield "<p>%s</p>" % esc(line)
         if sync["error"]:
             yield '<p class="e">%s</p>' % esc(sync["error"])

@@ -15,7 +15,7 @@ from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequi
 from tonecore.records import Pager
 
 from .console import log
-from .library import BYTES, NAME, LibraryFull
+from .library import BYTES, NAME, LibraryFull, TooLarge
 
 TONES_PAGE = 5  # a page of tones (descriptions and all) must fit the client's 8 KB buffer
 MODELS_PAGE = 10
@@ -38,6 +38,7 @@ class Sync:
         self.installed = 0
         self.skipped = 0
         self.failed = 0
+        self.too_large = 0  # skipped: larger than the board's MAX_MODEL_BYTES
         self.current = None  # {"id", "name", "bytes", "total"} of the download in progress
         self.error = None
         self.started_ms = time.ticks_ms()
@@ -50,7 +51,7 @@ class Sync:
     def status(self):
         return {
             "state": self.state, "installed": self.installed, "up_to_date": self.skipped,
-            "failed": self.failed, "current": self.current, "error": self.error,
+            "failed": self.failed, "too_large": self.too_large, "current": self.current, "error": self.error,
             "stats": self.stats,
         }
 
@@ -74,7 +75,8 @@ class Sync:
             if dropped:
                 log("sync: removed %d unfinished downloads of models no longer listed" % dropped)
             self.state = "done"
-            log("sync: done: %d installed, %d up to date, %d failed" % (self.installed, self.skipped, self.failed))
+            log("sync: done: %d installed, %d up to date, %d failed, %d too large for this board"
+                % (self.installed, self.skipped, self.failed, self.too_large))
         except SignInRequired as exc:
             self.state = "error"
             self.error = "sign in again"
@@ -173,6 +175,11 @@ class Sync:
             part.close()
             library.discard(model_id)  # give the flash back; earlier models are untouched
             raise
+        except TooLarge as exc:
+            part.close()
+            library.discard(model_id)
+            self.too_large += 1
+            log("sync: model %d skipped: %s" % (model_id, exc))
         except IntegrityError as exc:
             part.close()
             library.discard(model_id)  # bad bytes: never resume from them

@@ -281,3 +281,31 @@ def test_a_stale_download_of_a_model_no_longer_listed_is_removed(emulator, lib, 
         assert any("removed 1 unfinished downloads" in line for line in pedal.console_lines())
     manifest, files = check_library(str(flash))
     assert "99999.part" not in files and "99999.part.json" not in files and len(manifest["models"]) >= 10
+
+
+def test_models_larger_than_the_board_stores_are_skipped(emulator, tmp_path):
+    """A board's MAX_MODEL_BYTES (here 1 MB): the 2.6 and 3 MB files are skipped, with or
+    without a Content-Length, and nothing of them is left on flash."""
+    import os
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "boards", "unix_sim", "board.py")) as f:
+        board = re.sub(r"^MAX_MODEL_BYTES = .*$", "MAX_MODEL_BYTES = 1024 * 1024", f.read(), flags=re.M)
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "boardinfo.py").write_text(board)
+    small_lib = stage_firmware("unix_sim", str(tmp_path / "lib"), overlay=str(overlay))
+    configure(emulator.base_url, rate_limit=100000)
+    for chunked in (False, True):
+        configure(emulator.base_url, chunked=chunked)
+        flash = tmp_path / ("flash-%s.img" % chunked)
+        with pedal_for(emulator, flash, small_lib) as pedal:
+            pedal.start()
+            sign_in(pedal, emulator.base_url)
+            done = wait_status(pedal, sync_finished, 120, "sync")
+        assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0
+        assert done["sync"]["too_large"] == 2
+        manifest, files = check_library(str(flash))
+        assert max(e["bytes"] for e in manifest["models"]) <= 1024 * 1024 and len(manifest["models"]) >= 10
+        assert not [name for name in files if name.endswith(".part")]
