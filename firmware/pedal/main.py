@@ -229,11 +229,21 @@ def boot():
                 cas.append(f.read())
         except OSError:
             log("tls: CA file %s/ca/%s is missing" % (root, name))
-    start({
+    settings = {
         "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
         "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
         "address": host,
-    })
+    }
+    try:
+        start(settings)
+    except KeyboardInterrupt:  # Ctrl-C on the console: leave to the REPL (mpremote, deploys)
+        raise
+    except Exception as exc:  # a pedal on a pedalboard restarts instead of sitting at a REPL
+        log("pedal: stopped by %r; restarting in 5 s" % (exc,))
+        time.sleep(5)
+        import machine
+
+        machine.reset()
 
 
 def _join_wifi(wifi):
