@@ -309,3 +309,28 @@ def test_models_larger_than_the_board_stores_are_skipped(emulator, tmp_path):
         manifest, files = check_library(str(flash))
         assert max(e["bytes"] for e in manifest["models"]) <= 1024 * 1024 and len(manifest["models"]) >= 10
         assert not [name for name in files if name.endswith(".part")]
+
+
+def test_tokens_are_refreshed_before_expiry_and_the_rotated_pair_is_on_flash(emulator, lib, tmp_path):
+    from pedal_helpers import mount, read
+    from signin_helpers import request_log
+
+    # 61 s tokens: with the 60 s margin every sync refreshes first (rotation on).
+    configure(emulator.base_url, token_ttl=61, rate_limit=100000)
+    flash = tmp_path / "flash.img"
+    with pedal_for(emulator, flash, lib, TONEBRIDGE_SYNC_ON_SIGN_IN="0", TONEBRIDGE_SYNC_ON_BOOT="0") as pedal:
+        pedal.start()
+        sign_in(pedal, emulator.base_url)
+        time.sleep(1.5)  # now under 60 s left: due
+        assert httpx.post(pedal.portal_url + "sync").status_code == 202
+        done = wait_status(pedal, sync_finished, 120, "sync")
+        assert done["sync"]["state"] == "done" and done["signed_in"]
+        console = "\n".join(pedal.console_lines())
+    refreshes = [r for r in request_log(emulator.base_url) if r["path"] == "/api/v1/auth/session/refresh"]
+    assert refreshes and all(r["status"] == 200 for r in refreshes)
+    stored = json.loads(read(mount(str(flash)), "session.json"))
+    assert stored["access_token"] not in console and stored["refresh_token"] not in console
+    # What is on flash is the newest pair: the old ones were revoked by the rotation.
+    reply = httpx.post(emulator.base_url + "/api/v1/auth/session/refresh", json={
+        "refresh_token": stored["refresh_token"], "access_token": stored["access_token"]}, timeout=10)
+    assert reply.status_code == 200
