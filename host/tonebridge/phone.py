@@ -96,13 +96,16 @@ def _submit(http, page_url, form, values, avoid=("cancel", "resend")):
     return http.get(target, params=data)
 
 
-def outbox_code(emulator_base, email, after=0.0, timeout_s=10.0):
-    """A function returning the newest OTP code the emulator 'sent' to `email`."""
+def outbox_code(emulator_base, email, after=0.0, timeout_s=10.0, verify=True):
+    """A function returning the newest OTP code the emulator 'sent' to `email`.
+
+    `verify`: as httpx's (an ssl.SSLContext trusting a test CA, for an emulator on https).
+    """
 
     def read():
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            items = httpx.get(emulator_base.rstrip("/") + "/_emulator/outbox", timeout=5).json()
+            items = httpx.get(emulator_base.rstrip("/") + "/_emulator/outbox", timeout=5, verify=verify).json()
             for item in reversed(items):
                 if item.get("email") == email and item.get("code"):
                     return item["code"]
@@ -112,7 +115,7 @@ def outbox_code(emulator_base, email, after=0.0, timeout_s=10.0):
     return read
 
 
-def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True):
+def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True, verify=True):
     """Open `start_url`, submit `email`, type the code `read_code()` returns.
 
     Returns:
@@ -122,7 +125,7 @@ def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True
     Raises:
         PhoneError: a page had no usable form, or the code was refused.
     """
-    with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as http:
         page = http.get(start_url)
         page = _follow(http, page, start_url, follow_to_callback)
         form, field = _find_form(parse_forms(page.text), "email")

@@ -334,3 +334,35 @@ def test_tokens_are_refreshed_before_expiry_and_the_rotated_pair_is_on_flash(emu
     reply = httpx.post(emulator.base_url + "/api/v1/auth/session/refresh", json={
         "refresh_token": stored["refresh_token"], "access_token": stored["access_token"]}, timeout=10)
     assert reply.status_code == 200
+
+
+def test_the_pedal_signs_in_and_syncs_over_https_with_its_pinned_ca(lib, tmp_path):
+    """The whole flow on TLS: the emulator on https with a test CA, the pedal trusting
+    only that CA (DER), the phone too."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    (tmp_path / "ca.der").write_bytes(ssl.PEM_cert_to_DER_cert(ca.cert_pem.bytes().decode()))
+    trust = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+    with EmulatorServer(tls=(str(tmp_path / "server.pem"), str(tmp_path / "server.key")), tls_host="localhost") as emu:
+        assert emu.base_url.startswith("https://localhost:")
+        configure_tls = httpx.post(emu.base_url + "/_emulator/config", json={"storage_redirect": True}, verify=trust)
+        assert configure_tls.status_code == 200
+        flash = tmp_path / "flash.img"
+        with SimulatedPedal(emu.base_url + "/api/v1", str(flash), lib=lib, ca=str(tmp_path / "ca.der")) as pedal:
+            pedal.start()
+            location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
+            assert location.startswith("https://localhost:")
+            final = phone.sign_in(location, EMAIL, phone.outbox_code(emu.base_url, EMAIL, verify=trust), verify=trust)
+            assert final.status_code == 200
+            done = wait_status(pedal, sync_finished, 120, "sync")
+        assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0 and len(done["models"]) >= 10
+        manifest, _ = check_library(str(flash))
+        info = httpx.get(emu.base_url + "/_emulator/models/%d" % manifest["models"][0]["id"], verify=trust).json()
+        assert info["sha256"] == manifest["models"][0]["sha256"]

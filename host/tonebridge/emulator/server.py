@@ -41,12 +41,12 @@ def bind(host, port):
     return socket.create_server((host, port), family=family, backlog=128)
 
 
-def origin_of(sock, host):
+def origin_of(sock, host, scheme="http"):
     """'http://host:port' for a bound socket (wildcard hosts shown as loopback)."""
     shown = WILDCARDS.get(host, host)
     if ":" in shown:
         shown = "[%s]" % shown
-    return "http://%s:%d" % (shown, sock.getsockname()[1])
+    return "%s://%s:%d" % (scheme, shown, sock.getsockname()[1])
 
 
 class EmulatorServer:
@@ -59,16 +59,20 @@ class EmulatorServer:
         base_url: the API origin, e.g. "http://127.0.0.1:54321" (no trailing slash).
         storage_url: the storage origin for presigned downloads.
         config: the live EmulatorConfig.  state: the EmulatorState.
+        tls: (certfile, keyfile) to serve both origins over https; `tls_host` is then the
+            name in the URLs (the one the certificate is for, e.g. "localhost").
     """
 
-    def __init__(self, config=None, **overrides):
+    def __init__(self, config=None, tls=None, tls_host=None, **overrides):
         config = config or EmulatorConfig()
         if overrides:
             config = dataclasses.replace(config, cut_queue=list(config.cut_queue), **overrides)
         self.config = config
+        self.tls = tls
         self._sockets = [bind(config.host, config.port), bind(config.host, config.storage_port)]
-        self.base_url = origin_of(self._sockets[0], config.host)
-        self.storage_url = origin_of(self._sockets[1], config.host)
+        scheme, shown = ("https", tls_host or config.host) if tls else ("http", config.host)
+        self.base_url = origin_of(self._sockets[0], shown, scheme)
+        self.storage_url = origin_of(self._sockets[1], shown, scheme)
         wildcard = config.host in WILDCARDS
         self.state = EmulatorState(config, None if wildcard else self.base_url, self.storage_url)
         self.apps = [create_app(state=self.state), create_storage_app(self.state)]
@@ -81,7 +85,7 @@ class EmulatorServer:
     async def serve(self, ready=None):
         """Serve both origins until stop() (or a signal in run_forever)."""
         self._loop = asyncio.get_running_loop()
-        self._servers = [_Uvicorn(self._uvicorn_config(app)) for app in self.apps]
+        self._servers = [_Uvicorn(self._uvicorn_config(app, self.tls)) for app in self.apps]
         tasks = [asyncio.ensure_future(server.serve(sockets=[sock]))
                  for server, sock in zip(self._servers, self._sockets)]
         while not all(s.started for s in self._servers) and not any(t.done() for t in tasks):
@@ -154,7 +158,8 @@ class EmulatorServer:
             server.should_exit = True
 
     @staticmethod
-    def _uvicorn_config(app):
+    def _uvicorn_config(app, tls=None):
+        certfile, keyfile = tls or (None, None)
         return uvicorn.Config(app, lifespan="off", log_config=None, access_log=False, log_level="warning",
                               http="h11", ws="none", proxy_headers=False, server_header=False,
-                              timeout_graceful_shutdown=2)
+                              timeout_graceful_shutdown=2, ssl_certfile=certfile, ssl_keyfile=keyfile)
