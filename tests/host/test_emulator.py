@@ -702,3 +702,27 @@ def check_update(base):
     assert after["sha256"] != before["sha256"] and after["filename"] == before["filename"]
     assert abs(after["size"] - before["size"]) < before["size"] // 10  # the same kind of file
     assert httpx.post(base + "/_emulator/models/999999/update", timeout=5).status_code == 404
+
+
+def test_cli_serves_https_with_a_given_certificate(tmp_path):
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from tonebridge.emulator.cli import emulator_command; emulator_command()",
+         "--port", "0", "--tls-cert", str(tmp_path / "both.pem")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = proc.stdout.readline().strip()
+        assert base.startswith("https://localhost:")
+        trust = ssl.create_default_context()
+        ca.configure_trust(trust)
+        assert httpx.get(base + "/api/v1/user", verify=trust, timeout=5).status_code == 401
+        with pytest.raises(httpx.ConnectError):  # the system's CAs do not know this one
+            httpx.get(base + "/api/v1/user", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -34,8 +34,13 @@ from .config import EmulatorConfig
               help="Answer the next N requests with 503.")
 @click.option("--seed", default=EmulatorConfig.seed, type=int, show_default=True, help="Catalogue seed.")
 @click.option("--bench-files", is_flag=True, help="Add demo's tone 90 with ~2 MB, ~20 MB, ~4 MB and ~40 KB IRs (for benchmarks).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="Serve https with this certificate chain (PEM; its key too unless --tls-key).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
+@click.option("--tls-host", default="localhost", show_default=True, help="With --tls-cert: the name in the URLs.")
 def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate, rate_limit, no_range,
-                     storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed, bench_files):
+                     storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed, bench_files, tls_cert, tls_key,
+                     tls_host):
     """Run a local TONE3000 API v1 emulator (prints its base URL first).
 
     Sign in as demo@example.com for tones and favorites; any other email is a new,
@@ -48,8 +53,11 @@ def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate
                             refresh_ttl=refresh_ttl, rotate_refresh=not no_rotate, rate_limit=rate_limit,
                             range_support=not no_range, storage_redirect=storage_redirect, chunked=chunked,
                             cut_after=cut_after, delay_ms=delay_ms, fail_5xx=fail_5xx)
+    if tls_key and not tls_cert:
+        raise click.UsageError("--tls-key needs --tls-cert")
+    tls = (tls_cert, tls_key or tls_cert) if tls_cert else None
     try:
-        server = EmulatorServer(config)
+        server = EmulatorServer(config, tls=tls, tls_host=tls_host)
     except OSError as exc:
         raise click.ClickException("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
     sys.stdout.write(server.base_url + "\n")
