@@ -394,7 +394,8 @@ def download(ctx, model_id, tone_id, out, force, as_json):
 @cli.command()
 @api_option
 @click.option("--board", default="unix_sim", show_default=True, help="The board to simulate (a folder of boards/).")
-@click.option("--heap", metavar="SIZE", help="MicroPython heap, e.g. 128k or 2M [default: the board's budget].")
+@click.option("--heap", metavar="SIZE", help="Heap for the firmware's data, e.g. 128k [default: the board's budget]; the "
+                   "bytecode the unix port loads is added (not with a frozen-firmware micropython).")
 @click.option("--flash", metavar="PATH", help="The flash image, created if missing [default: in the user data dir].")
 @click.option("--ca", metavar="DERFILE", type=click.Path(exists=True, dir_okay=False),
               help="A DER CA certificate the pedal trusts for https.")
