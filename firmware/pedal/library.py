@@ -26,9 +26,10 @@ from tonecore.compat import hexlify, sha256
 from tonecore.errors import ToneError
 
 # A manifest entry in RAM is a tuple in this order (about half the heap of a dict), its
-# sha256 as 32 bytes (hex on flash); on flash each is a JSON object with these keys.
+# sha256 as 32 bytes (hex on flash) and, instead of the file name, only its extension
+# (the name is <id>-<sha8><ext>); on flash each is a JSON object with these keys.
 FIELDS = ("id", "tone_id", "name", "platform", "size", "bytes", "sha256", "updated_at", "file")
-ID, TONE, NAME, PLATFORM, SIZE, BYTES, SHA, UPDATED, FILE = range(9)
+ID, TONE, NAME, PLATFORM, SIZE, BYTES, SHA, UPDATED, EXT = range(9)
 
 MANIFEST = "library.json"
 MODELS = "models"
@@ -91,6 +92,12 @@ def _unhex(text):
         return None
 
 
+def file_name(entry):
+    """The file of a manifest entry: <id>-<first 8 hex of its sha256><ext>."""
+    sha = hexlify(entry[SHA])[:8] if entry[SHA] else "unknown"
+    return "%d-%s%s" % (entry[ID], sha, entry[EXT])
+
+
 def extension(filename):
     dot = filename.rfind(".")
     ext = filename[dot:].lower() if dot > 0 else ""
@@ -125,7 +132,9 @@ class Library:
         for at in range(len(models)):
             item = models[at]
             item["sha256"] = _unhex(item.get("sha256"))
-            models[at] = tuple(item.get(name) for name in FIELDS)
+            name = item.get("file") or ""
+            item["file"] = name[name.rfind("."):] if "." in name else ""
+            models[at] = tuple(item.get(key) for key in FIELDS)
             item = None
         self.models = models
         # an active id that is not installed is no pointer
@@ -142,6 +151,7 @@ class Library:
                 for at in range(len(FIELDS)):
                     item[FIELDS[at]] = entry[at]
                 item["sha256"] = hexlify(entry[SHA]) if entry[SHA] else None
+                item["file"] = file_name(entry)
                 f.write(("\n" if first else ",\n") + json.dumps(item))
                 first = False
             f.write("]}\n")
@@ -160,7 +170,7 @@ class Library:
             raise
 
     def file_path(self, entry):
-        return self.dir + "/" + entry[FILE]
+        return self.dir + "/" + file_name(entry)
 
     def part_path(self, model_id):
         return "%s/%d.part" % (self.dir, model_id)
@@ -194,7 +204,7 @@ class Library:
         except OSError:
             pass
         _remove(self.path + ".tmp")
-        owned = [entry[FILE] for entry in self.models]
+        owned = [file_name(entry) for entry in self.models]
         removed = []
         for name in os.listdir(self.dir):
             if name in owned or name.endswith(".part") or name.endswith(".part.json"):
@@ -232,16 +242,16 @@ class Library:
             sha: the SHA-256 hex the download verified.
         """
         model_id = part.model_id
-        name = "%d-%s%s" % (model_id, sha[:8], extension(info.get("filename") or ""))
+        entry = (model_id, info.get("tone_id"), info.get("name"), info.get("platform"), info.get("size"),
+                 part.size, _unhex(sha), info.get("updated_at"), extension(info.get("filename") or ""))
+        name = file_name(entry)
         os.rename(part.path, self.dir + "/" + name)
         old = self.find(model_id)
-        entry = (model_id, info.get("tone_id"), info.get("name"), info.get("platform"), info.get("size"),
-                 part.size, _unhex(sha), info.get("updated_at"), name)
         self._commit([e for e in self.models if e[ID] != model_id] + [entry],
                      model_id if self.active is None else self.active)
         _remove(part.path + ".json")
-        if old is not None and old[FILE] != name:
-            _remove(self.dir + "/" + old[FILE])
+        if old is not None and file_name(old) != name:
+            _remove(self.dir + "/" + file_name(old))
         return entry
 
     def prune_parts(self, keep):
