@@ -144,8 +144,12 @@ def pick_models(env, tones):
 
 
 def pedal_part(emulator, out, type_code):
-    """The simulated pedal signs in through its portal and syncs; returns a summary line."""
-    from .flashimage import problems
+    """The simulated pedal signs in through its portal and syncs.
+
+    Returns:
+        (flash image path, console log path).
+    """
+    from .flashimage import ImageError, check_library
     from .sim import SimulatedPedal
 
     flash = os.path.join(out, "pedal-flash.img")
@@ -155,8 +159,13 @@ def pedal_part(emulator, out, type_code):
         pedal.start()
         print("serial: %s" % pedal.serial_path)
         print("portal: %s" % pedal.portal_url)
-        print("(heap: %d KB for data, like an ESP32; the unix port adds the firmware's %d KB of bytecode, "
-              "which a real board keeps frozen in flash)" % (pedal.data_heap // 1024, pedal.code_bytes // 1024))
+        if pedal.code_bytes is not None:
+            print("(heap: %d KB for data, like an ESP32; the unix port adds the firmware's %d KB of bytecode on "
+                  "top, which a real board keeps frozen in flash)"
+                  % (pedal.data_heap // 1024, -(-pedal.code_bytes // 1024)))
+        else:  # TONEBRIDGE_MICROPYTHON with the firmware frozen in, as on a board
+            print("(heap: %d KB, like an ESP32; this micropython has the firmware frozen in, as on a board)"
+                  % (pedal.heap // 1024))
         print("  [phone] opening %ssignin (the pedal's 'Sign in with TONE3000' button)" % pedal.portal_url, flush=True)
         location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
         print("  [phone] the pedal sends the phone to TONE3000's OTP-only sign-in: %s..." % location[:72], flush=True)
@@ -171,9 +180,11 @@ def pedal_part(emulator, out, type_code):
             sync = status["sync"] or {"state": "starting", "current": None, "installed": 0}
             line = "  sync: %s, %d installed" % (sync["state"], sync["installed"])
             current = sync.get("current")
-            if current:
-                line += ", now %s: %d of %s KB" % (current["name"], current["bytes"] // 1024,
-                                                  current["total"] // 1024 if current["total"] else "?")
+            if current and current["total"]:
+                line += ", now %s: %d of %d KB" % (current["name"], current["bytes"] // 1024,
+                                                  current["total"] // 1024)
+            elif current:  # the size is known once the response arrives
+                line += ", now %s: starting" % current["name"]
             if line != shown:
                 print(line, flush=True)
                 shown = line
@@ -182,23 +193,27 @@ def pedal_part(emulator, out, type_code):
             time.sleep(0.5)
         if sync["state"] != "done":
             raise SystemExit("demo: the pedal's sync failed: %s" % sync["error"])
-        print("  %d new, %d up to date, %d failed; %s"
-              % (sync["installed"], sync["up_to_date"], sync["failed"], "signed in as " + str(status["user"])))
-        print("  %-34s %-12s %-9s %8s" % ("model", "platform", "size", "KB"))
+        skipped = ", %d too large for this board" % sync["too_large"] if sync.get("too_large") else ""
+        print("  %d new, %d up to date, %d failed%s; signed in as %s"
+              % (sync["installed"], sync["up_to_date"], sync["failed"], skipped, status["user"]))
+        print("  %-34s %-12s %-9s %8s  %s" % ("model", "platform", "size", "KB", "active"))
         for model in status["models"][:12]:
-            print("  %-34s %-12s %-9s %8d%s" % (model["name"][:34], model["platform"], model["size"] or "",
-                                                 model["bytes"] // 1024, "  (active)" if model["active"] else ""))
+            print(("  %-34s %-12s %-9s %8d  %s" % (model["name"][:34], model["platform"], model["size"] or "",
+                                                    model["bytes"] // 1024, "yes" if model["active"] else "")).rstrip())
         if len(status["models"]) > 12:
             print("  ... and %d more" % (len(status["models"]) - 12))
         total = sum(m["bytes"] for m in status["models"])
         print("  %d models, %.1f MB on flash, %.1f MB free" % (len(status["models"]), total / 1e6,
                                                               status["free_bytes"] / 1e6))
-    manifest, _, found = problems(flash)
-    if found:
-        raise SystemExit("demo: the pedal's flash image does not verify: %s" % "; ".join(found))
-    print("Read on the host with littlefs-python: %d models verified on the flash image (length and SHA-256)"
+        print("(stopping the pedal)", flush=True)
+    # Stopped: the image is a plain littlefs file now; read it on the host.
+    try:
+        manifest, _ = check_library(flash)
+    except ImageError as error:
+        raise SystemExit("demo: %s" % error) from None
+    print("Read on the host with littlefs-python: %d models verified on the flash image (SHA-256)"
           % len(manifest["models"]))
-    return "pedal: flash image %s, console log %s" % (flash, console)
+    return flash, console
 
 
 def main(argv=None):
@@ -247,9 +262,12 @@ def main(argv=None):
         print("tokens: %s (mode 0600)" % os.path.join(out, "home"))
 
         banner("The pedal (simulated): it signs in through its own page")
-        summary = pedal_part(emulator, out, args.type_code)
+        flash, console = pedal_part(emulator, out, args.type_code)
         banner("Done")
-        print(summary)
+        print("models on the computer:  %s" % models_dir)
+        print("tokens:                  %s" % os.path.join(out, "home"))
+        print("pedal's flash image:     %s (littlefs; tonebridge.flashimage reads it)" % flash)
+        print("pedal's console log:     %s" % console)
     finally:
         emulator.stop()
     return 0

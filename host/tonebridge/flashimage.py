@@ -2,8 +2,8 @@
 
 The geometry is the pedal's (firmware/pedal/flash.py): 4096-byte blocks, read and prog
 size 32, lookahead 32; only the block size and count are stored on flash and must match.
-`library` and `problems` read an image into memory and never write it; `make_image`
-writes a new one (e.g. with a config.json for the simulated pedal's first boot).
+`library`, `problems` and `check_library` read an image into memory and never write it;
+`make_image` writes a new one (e.g. with a config.json for the simulated pedal's first boot).
 """
 
 import hashlib
@@ -64,6 +64,24 @@ def problems(path):
         elif len(data) != entry["bytes"] or hashlib.sha256(data).hexdigest() != entry["sha256"]:
             found.append("model %s: %s is torn or altered" % (entry["id"], entry["file"]))
     return manifest, files, found
+
+
+class ImageError(ValueError):
+    """The library on a flash image does not verify."""
+
+
+def check_library(path):
+    """Verify every manifest entry's file on the image at `path` (length and SHA-256).
+
+    Returns:
+        (manifest, files), as `library`.
+    Raises:
+        ImageError: a model is missing, torn or altered (every problem in the message).
+    """
+    manifest, files, found = problems(path)
+    if found:
+        raise ImageError("flash image %s: %s" % (path, "; ".join(found)))
+    return manifest, files
 
 
 def make_image(path, files, block_count=4096):
