@@ -31,6 +31,7 @@ import collections
 import concurrent.futures
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -304,7 +305,19 @@ def _die_with_parent():
 
 
 def firmware_frozen(micropython):
-    """True when `micropython` has the pedal firmware frozen in (tools/frozen-unix-port.sh)."""
+    """True when `micropython` has the pedal firmware frozen in (tools/frozen-unix-port.sh).
+
+    Asked once per binary (and modification time) per process.
+    """
+    try:
+        stamp = os.stat(micropython).st_mtime_ns
+    except OSError:
+        stamp = None
+    return _frozen_probe(micropython, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _frozen_probe(micropython, stamp):
     done = subprocess.run([micropython, "-c", "import pedal.main"], env=dict(os.environ, MICROPYPATH=".frozen"),
                           cwd=tempfile.gettempdir(), capture_output=True, timeout=30)
     return done.returncode == 0
