@@ -22,7 +22,7 @@ import json
 import os
 from binascii import unhexlify
 
-from tonecore.compat import hexlify, sha256
+from tonecore.compat import hexlify
 from tonecore.errors import ToneError
 
 # A manifest entry in RAM is a tuple in this order (about half the heap of a dict), its
@@ -292,23 +292,6 @@ class Library:
             active = models[0][ID] if models else None
         self._commit(models, active)
         _remove(self.file_path(entry))
-
-    def verify(self, entry, buf=None):
-        """True when the file of a manifest entry has its recorded length and SHA-256."""
-        buf = buf or bytearray(1024)
-        digest = sha256()
-        total = 0
-        try:
-            with open(self.file_path(entry), "rb") as f:
-                while True:
-                    count = f.readinto(buf)
-                    if not count:
-                        break
-                    digest.update(memoryview(buf)[:count])
-                    total += count
-        except OSError:
-            return False
-        return total == entry[BYTES] and digest.digest() == entry[SHA]
 
 
 class PartFile:

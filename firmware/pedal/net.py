@@ -66,7 +66,6 @@ class Http:
         buffer_size: the receive buffer (>= HEAD_MAX), reused by every response.
     Attributes:
         open: sockets currently open (0 when idle).
-        sent: requests sent so far.
     """
 
     def __init__(self, ca_ders=(), buffer_size=BUFFER, io_timeout_ms=IO_TIMEOUT_MS,
@@ -78,7 +77,6 @@ class Http:
         self.deadline_ms = deadline_ms
         self.max_body = max_body
         self.open = 0
-        self.sent = 0
         self._tls = None
 
     def _context(self, origin):
@@ -159,7 +157,6 @@ class HttpResponse(Response):
         self.stream = reader = asyncio.StreamReader(sock)
         self.phase = "cannot reach %s: %s"
         await self._io(_writable(sock))
-        http.sent += 1
         head = "%s %s HTTP/1.1\r\nhost: %s\r\nuser-agent: %s\r\nconnection: close\r\n" % (
             request.method, url.target, url.netloc, USER_AGENT)
         headers = request.headers
