@@ -9,18 +9,6 @@
 # boards/esp32c3/.  main.py is deliberately not frozen: a frozen main.py would shadow the
 # one on the flash; copy build/esp32c3/main.py to the board instead.
 
-import os
-
 include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules (asyncio, networking, ...)
 
-package("tonecore", base_path="../../shared")
-package("pedal", base_path="../../firmware")
-
-# What is not in this repository as a package: microdot (the pip package, three files)
-# and this board's board.py renamed boardinfo.py, staged by `tonebridge firmware build`.
-stage = "../../build/esp32c3/stage"
-if not os.path.isdir(stage):
-    raise Exception(
-        "%s is missing: run `tonebridge firmware build --board esp32c3` first" % os.path.abspath(stage))
-package("microdot", files=("__init__.py", "microdot.py", "helpers.py"), base_path=stage)
-module("boardinfo.py", base_path=stage)
+include("../firmware_manifest.py", board="esp32c3")  # tonecore, pedal, microdot, boardinfo

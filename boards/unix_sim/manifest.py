@@ -13,20 +13,8 @@
 # the file's own folder (no __file__), so the relative paths below start at
 # boards/unix_sim/.  The simulator starts with `micropython -m pedal.sim`: no main.py.
 
-import os
-
 # Only asyncio from the port's own set: the unix variants also freeze micropython-lib
 # packages (mip, ssl, unix-ffi) a pedal does not use, and those need its submodule.
 include("$(MPY_DIR)/extmod/asyncio")
 
-package("tonecore", base_path="../../shared")
-package("pedal", base_path="../../firmware")
-
-# What is not in this repository as a package: microdot (the pip package, three files)
-# and this board's board.py renamed boardinfo.py, staged by `tonebridge firmware build`.
-stage = "../../build/unix_sim/stage"
-if not os.path.isdir(stage):
-    raise Exception(
-        "%s is missing: run `tonebridge firmware build --board unix_sim` first" % os.path.abspath(stage))
-package("microdot", files=("__init__.py", "microdot.py", "helpers.py"), base_path=stage)
-module("boardinfo.py", base_path=stage)
+include("../firmware_manifest.py", board="unix_sim")  # tonecore, pedal, microdot, boardinfo

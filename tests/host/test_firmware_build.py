@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import types
 import ssl
 import subprocess
 import sys
@@ -347,7 +348,7 @@ class Manifest:
             path = path.replace("$(%s)" % name, value)
         return os.path.abspath(path)
 
-    def execute(self, path):
+    def execute(self, path, **options):
         path = self._path(path)
         if os.path.isdir(path):  # include("some/dir") means some/dir/manifest.py
             path = os.path.join(path, "manifest.py")
@@ -356,7 +357,8 @@ class Manifest:
         try:
             with open(path) as f:
                 code = f.read()
-            exec(compile(code, path, "exec"), {"include": self.execute, "package": self.package, "module": self.module})
+            exec(compile(code, path, "exec"), {"include": self.execute, "package": self.package, "module": self.module,
+                                               "options": types.SimpleNamespace(**options)})
         finally:
             os.chdir(here)
 
