@@ -5,7 +5,8 @@
     +-- TransportError         the network failed (adapters map their own errors here)
     +-- TrustError             the server's TLS certificate or host name did not verify
                                (never retried: not a network hiccup)
-    +-- ProtocolError          a reply that makes no sense (bad JSON, bad Content-Range)
+    +-- ProtocolError          a reply that makes no sense (bad JSON, bad Content-Range,
+    |                          a damaged serial-link frame, CBOR outside our subset)
     +-- RedirectError          too many redirects, https->http, redirect without Location
     +-- SignInError            the sign-in callback carried an error or no credentials,
     |                          or the credentials were refused when exchanged
@@ -16,7 +17,9 @@
     |   +-- RateLimited        429 (.retry_after_s)
     |   +-- ServerError        5xx
     +-- DownloadError          a download could not be completed
-        +-- IntegrityError     the bytes are wrong: length, hash or format
+    |   +-- IntegrityError     the bytes are wrong: length, hash or format
+    +-- LinkError              the USB serial link to the pedal failed (no answer, too
+                               many retransmissions) or the pedal refused (.code)
 
 Lower-layer errors (socket, TLS, httpx) are mapped to TransportError (or TrustError)
 once, at the adapter boundary; nothing above the adapters sees them.
@@ -100,3 +103,15 @@ class DownloadError(ToneError):
 
 class IntegrityError(DownloadError):
     """The downloaded bytes are not what was announced (length, SHA-256, format)."""
+
+
+class LinkError(ToneError):
+    """The serial link to the pedal failed, or the pedal answered with an ERROR.
+
+    Attributes:
+        code: the pedal's error code (see tonecore.link), or None for a link failure.
+    """
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.code = code
