@@ -1,0 +1,547 @@
+"""The USB serial link protocol, sans-IO: both ends of a push, the same code everywhere.
+
+`Pedal` is the pedal's side: feed it the bytes read from the serial console and write
+back what it returns; it keeps the session, the transfer in progress and the flow
+control, and calls a *store* (the pedal's model library on flash) to do the work.
+`Sender` is the host's side of one transfer: which DATA frame to send next, how many
+wire bytes the pedal can take right now, what to send again after a loss.  The host's
+serial driver (host/tonebridge/pedal.py) and the pedal's serial service
+(firmware/pedal/serial.py) only move bytes.  docs/protocol.md is the specification.
+
+Frames (tonecore.frame) of four kinds:
+
+    CONTROL  'C'  a CBOR map with integer keys; key 0 is the message type.  The host
+                  sends requests; the pedal answers each with the same seq.
+    DATA     'D'  offset (u32 LE) + bytes of the file being pushed
+    DEFLATE  'Z'  offset (u32 LE) + the same bytes, raw-deflated (wbits 9)
+    ACK      'A'  pedal -> host: anchor seq (u16), pulled (u32), next (u32),
+                  durable (u32), flags (u8)
+
+Flow control.  The pedal grants credit in wire bytes: an ACK says "I have read every
+byte up to the end of frame <anchor> and <pulled> bytes after it".  The host remembers
+where each frame it sent ended, so it knows how many of its bytes the pedal has not read
+yet, and keeps that under the pedal's `rx_buffer` (260 bytes on a UART REPL).  Besides,
+the data the pedal has not acknowledged stays under `window`.  `next` is a cumulative
+ACK (all data before it has arrived in order), `durable` how much of it is on flash.
+"""
+
+import struct
+
+from . import cbor
+from .compat import const
+from .errors import IntegrityError, LinkError, ProtocolError, ToneError
+from .frame import WIRE_OVERHEAD, Decoder, encode
+
+VERSION = const(1)
+
+# frame kinds
+CONTROL = const(0x43)
+DATA = const(0x44)
+DEFLATE = const(0x5A)
+ACK = const(0x41)
+
+# control message types (key 0)
+HELLO = const(1)
+LIST = const(2)
+STAT = const(3)
+PUT = const(4)
+COMMIT = const(5)
+DELETE = const(6)
+ACTIVATE = const(7)
+BYE = const(8)
+ERROR = const(15)
+
+# control message keys
+K_TYPE = const(0)
+K_VERSION = const(1)
+K_NONCE = const(2)
+K_BOARD = const(3)
+K_FREE = const(4)
+K_MAX_FRAME = const(5)
+K_WINDOW = const(6)
+K_RX_BUFFER = const(7)
+K_DEFLATE = const(8)
+K_FIRMWARE = const(9)
+K_START = const(10)
+K_MODELS = const(11)
+K_TOTAL = const(12)
+K_ACTIVE = const(13)
+K_ID = const(20)
+K_SIZE = const(21)
+K_SHA = const(22)
+K_NAME = const(23)
+K_PLATFORM = const(24)
+K_TONE = const(25)
+K_CLASS = const(26)
+K_UPDATED = const(27)
+K_FILENAME = const(28)
+K_OFFSET = const(29)
+K_INSTALLED = const(30)
+K_CODE = const(40)
+K_MESSAGE = const(41)
+
+# ERROR codes
+E_BAD_REQUEST = const(1)  # malformed or unknown message
+E_VERSION = const(2)  # protocol version not spoken here
+E_NO_SPACE = const(3)  # not enough flash
+E_TOO_LARGE = const(4)  # larger than the board stores
+E_NOT_FOUND = const(5)  # no such model
+E_NO_TRANSFER = const(6)  # DATA or COMMIT without a PUT
+E_INTEGRITY = const(7)  # length or SHA-256 differ at COMMIT
+E_FORMAT = const(8)  # not a model file of its kind
+E_STORAGE = const(9)  # flash error
+E_BUSY = const(10)  # a Wi-Fi sync is writing the library
+E_NO_SESSION = const(11)  # a request before HELLO
+ERROR_NAMES = {
+    E_BAD_REQUEST: "bad request", E_VERSION: "protocol version", E_NO_SPACE: "no space",
+    E_TOO_LARGE: "too large", E_NOT_FOUND: "not found", E_NO_TRANSFER: "no transfer",
+    E_INTEGRITY: "integrity", E_FORMAT: "format", E_STORAGE: "storage", E_BUSY: "busy",
+    E_NO_SESSION: "no session",
+}
+
+# ACK flags
+F_GAP = const(1)  # a DATA frame arrived past `next`: something was lost, send again from `next`
+F_NO_TRANSFER = const(2)  # DATA with no transfer open (the pedal restarted): PUT again
+
+ACK_FORMAT = "<HIIIB"
+DATA_HEADER = const(4)  # the offset in front of a DATA payload
+CREDIT_EVERY = const(64)  # with a small rx_buffer, an ACK after this many bytes pulled
+SESSION_MS = const(5000)  # a session with no good frame for this long is over
+FLUSH_EVERY = const(16 * 1024)  # received data is made durable at least this often
+
+
+def control(seq, kind, fields=None):
+    """The wire bytes of a CONTROL frame of message type `kind` with `fields` {key: value}."""
+    message = {K_TYPE: kind}
+    if fields:
+        for key in fields:
+            message[key] = fields[key]
+    return encode(CONTROL, seq, cbor.dumps(message))
+
+
+def parse_control(payload):
+    """The CBOR map of a CONTROL payload; ProtocolError when it is not one."""
+    message = cbor.loads(payload)
+    if type(message) is not dict or type(message.get(K_TYPE)) is not int:
+        raise ProtocolError("link: a control message must be a map with a type")
+    return message
+
+
+def data_frame(seq, offset, payload, kind=DATA):
+    header = struct.pack("<I", offset)
+    return encode(kind, seq, header + payload)
+
+
+def parse_ack(payload):
+    """(anchor, pulled, next, durable, flags) of an ACK payload."""
+    if len(payload) != struct.calcsize(ACK_FORMAT):
+        raise ProtocolError("link: an ACK has %d bytes" % len(payload))
+    return struct.unpack(ACK_FORMAT, payload)
+
+
+def seq_after(a, b):
+    """True when u16 sequence number `a` comes after `b` (modulo 2**16)."""
+    return 0 < ((a - b) & 0xFFFF) < 0x8000
+
+
+def _field(message, key, kind, required=True):
+    value = message.get(key)
+    if value is None and not required:
+        return None
+    if type(value) is not kind or (kind is int and value < 0):
+        raise LinkError("link: field %d is missing or not a %s" % (key, kind.__name__), E_BAD_REQUEST)
+    return value
+
+
+class Pedal:
+    """The pedal's end of the link.
+
+    Args:
+        store: the model library (see `firmware/pedal/serial.py` for the interface:
+            info, models, stat, open, write, flush, commit, close, delete, activate).
+        max_frame: the largest raw frame accepted (its buffer is allocated now).
+        window: the most unacknowledged DATA bytes the host may have outstanding.
+        rx_buffer: the console's receive buffer in bytes (260 on an ESP32 UART REPL), or
+            0 when the link has flow control of its own (native USB, a pty).
+        inflate: a function(bytes) -> bytes that undoes raw deflate, or None (no DEFLATE).
+
+    `receive(data, now_ms)` returns the bytes to send back.  `active` is True while a
+    session is open (the console must then pass 0x03 through as data).
+    """
+
+    def __init__(self, store, max_frame=4096 + 16, window=8192, rx_buffer=0, inflate=None):
+        self.store = store
+        self.decoder = Decoder(max_frame)
+        self.max_frame = max_frame
+        self.window = window
+        self.rx_buffer = rx_buffer
+        self.inflate = inflate
+        self.active = False
+        self.last_frame_ms = None
+        self.anchor = 0
+        self.out = bytearray()
+        self.last_request = None  # (seq, reply bytes): a repeated request gets the same reply
+        self.transfer = None  # [model id, size, next offset, durable offset]
+        self.gap = False
+        self.failure = None  # (model id, exception) of a write that failed mid-transfer
+        self.stats = {"frames": 0, "data": 0, "duplicates": 0, "gaps": 0, "errors": 0}
+
+    # -- bytes in, bytes out ----------------------------------------------------
+
+    def receive(self, data, now_ms, end=None):
+        """Handle the bytes `data[:end]` read from the console; returns bytes to write."""
+        self.out = out = bytearray()
+        acked = False
+        changed = False
+        for kind, seq, payload in self.decoder.feed(data, end):
+            self.anchor = seq
+            self.last_frame_ms = now_ms
+            self.stats["frames"] += 1
+            changed = True
+            if kind == CONTROL:
+                self._control(seq, payload)
+            elif kind == DATA or kind == DEFLATE:
+                self._data(kind, payload)
+                self._ack()
+                acked = True
+            elif kind == ACK:
+                pass  # our own kind echoed back (a loopback): ignore
+        pulled = self.decoder.pulled
+        if self.active and not acked and (changed or (self.rx_buffer and pulled >= CREDIT_EVERY)):
+            self._ack()  # credit for the bytes read since the last frame
+        elif acked and self.decoder.pulled:
+            self._ack()  # the last ACK did not cover the bytes after that frame
+        self.out = bytearray()
+        return out
+
+    def tick(self, now_ms):
+        """Time passes: a session with no good frame for SESSION_MS ends."""
+        if self.active and now_ms - self.last_frame_ms >= SESSION_MS:
+            self.end_session()
+
+    def end_session(self):
+        self._close_transfer()
+        self.active = False
+        self.last_request = None
+        self.decoder.reset()
+
+    def _ack(self):
+        transfer = self.transfer
+        flags = 0
+        if transfer is None:
+            nxt = durable = 0
+            flags |= F_NO_TRANSFER
+        else:
+            nxt, durable = transfer[2], transfer[3]
+        if self.gap:
+            flags |= F_GAP
+            self.gap = False
+        pulled = self.decoder.pulled
+        self.out += encode(ACK, self.anchor, struct.pack(ACK_FORMAT, self.anchor, pulled, nxt, durable, flags))
+
+    # -- DATA -------------------------------------------------------------------
+
+    def _data(self, kind, payload):
+        transfer = self.transfer
+        if not self.active or transfer is None or len(payload) < DATA_HEADER:
+            return
+        offset = payload[0] | payload[1] << 8 | payload[2] << 16 | payload[3] << 24
+        if offset != transfer[2]:
+            if offset > transfer[2]:
+                self.gap = True  # something before this was lost
+                self.stats["gaps"] += 1
+            else:
+                self.stats["duplicates"] += 1
+            return
+        body = payload[DATA_HEADER:]
+        if kind == DEFLATE:
+            if self.inflate is None:
+                return
+            try:
+                body = self.inflate(body)
+            except Exception:  # damaged deflate data slipped past the CRC: ask again
+                self.gap = True
+                return
+        if transfer[2] + len(body) > transfer[1]:
+            return  # beyond the announced size: never written
+        try:
+            self.store.write(body)
+        except Exception as exc:  # the flash filled up, or failed: the host hears at its next PUT
+            self.stats["errors"] += 1
+            self.failure = (transfer[0], exc)
+            self._close_transfer()
+            return
+        transfer[2] += len(body)
+        self.stats["data"] += len(body)
+        if transfer[2] - transfer[3] >= FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self):
+        transfer = self.transfer
+        self.store.flush()
+        transfer[3] = transfer[2]
+
+    def _close_transfer(self):
+        if self.transfer is not None:
+            try:
+                self.store.close()  # the .part stays, flushed, for a resume
+            except Exception:
+                pass
+            self.transfer = None
+
+    # -- CONTROL ----------------------------------------------------------------
+
+    def _control(self, seq, payload):
+        last = self.last_request
+        if last is not None and last[0] == seq and self.active:
+            self.out += last[1]  # the host did not get our reply: the same again
+            return
+        try:
+            message = parse_control(payload)
+            kind = message[K_TYPE]
+            if kind == HELLO:
+                reply = self._hello(message)
+            elif not self.active:
+                raise LinkError("link: HELLO first", E_NO_SESSION)
+            else:
+                reply = self._request(kind, message)
+            reply[K_TYPE] = kind
+        except ProtocolError as exc:  # not CBOR, not a map: a request we cannot read
+            reply = {K_TYPE: ERROR, K_CODE: E_BAD_REQUEST, K_MESSAGE: exc.message}
+        except LinkError as exc:
+            reply = {K_TYPE: ERROR, K_CODE: exc.code or E_STORAGE, K_MESSAGE: exc.message}
+        except ToneError as exc:  # the store's own errors: library full, bad format...
+            reply = {K_TYPE: ERROR, K_CODE: _code_of(exc), K_MESSAGE: exc.message}
+        except OSError as exc:
+            reply = {K_TYPE: ERROR, K_CODE: E_STORAGE, K_MESSAGE: "flash error: %s" % (exc,)}
+        wire = encode(CONTROL, seq, cbor.dumps(reply))
+        self.last_request = (seq, wire)
+        self.out += wire
+
+    def _hello(self, message):
+        version = message.get(K_VERSION)
+        if version != VERSION:
+            raise LinkError("link: the pedal speaks protocol %d, not %s" % (VERSION, version), E_VERSION)
+        self.end_session()
+        self.active = True
+        info = self.store.info()
+        return {
+            K_VERSION: VERSION, K_NONCE: message.get(K_NONCE), K_BOARD: info.get("board"),
+            K_FREE: info.get("free"), K_FIRMWARE: info.get("firmware"), K_MAX_FRAME: self.max_frame,
+            K_WINDOW: self.window, K_RX_BUFFER: self.rx_buffer, K_DEFLATE: self.inflate is not None,
+        }
+
+    def _request(self, kind, message):
+        store = self.store
+        if kind == LIST:
+            return self._list(_field(message, K_START, int, False) or 0)
+        if kind == STAT:
+            model_id = _field(message, K_ID, int)
+            offset, installed = store.stat(model_id, message.get(K_SIZE), message.get(K_SHA))
+            return {K_ID: model_id, K_OFFSET: offset, K_INSTALLED: installed}
+        if kind == PUT:
+            return self._put(message)
+        if kind == COMMIT:
+            return self._commit(_field(message, K_ID, int))
+        if kind == DELETE:
+            model_id = _field(message, K_ID, int)
+            if self.transfer is not None and self.transfer[0] == model_id:
+                self._close_transfer()
+            store.delete(model_id)
+            return {K_ID: model_id}
+        if kind == ACTIVATE:
+            model_id = _field(message, K_ID, int)
+            store.activate(model_id)
+            return {K_ID: model_id}
+        if kind == BYE:
+            self.end_session()
+            return {}
+        raise LinkError("link: unknown message type %d" % kind, E_BAD_REQUEST)
+
+    def _list(self, start):
+        """Installed models from `start`, as many as fit in one frame."""
+        models, active = self.store.models()
+        room = self.max_frame - 64
+        used = 0
+        at = start
+        while at < len(models):
+            used += len(cbor.dumps(models[at]))
+            if used > room and at > start:
+                break
+            at += 1
+        return {K_START: start, K_TOTAL: len(models), K_ACTIVE: active, K_MODELS: models[start:at]}
+
+    def _put(self, message):
+        model_id = _field(message, K_ID, int)
+        size = _field(message, K_SIZE, int)
+        sha = _field(message, K_SHA, bytes)
+        if len(sha) != 32:
+            raise LinkError("link: sha256 must be 32 bytes", E_BAD_REQUEST)
+        self._close_transfer()
+        failure, self.failure = self.failure, None
+        if failure is not None and failure[0] == model_id and not isinstance(failure[1], OSError):
+            raise failure[1]  # e.g. LibraryFull found while writing: say so once
+        meta = {
+            "id": model_id, "size": size, "sha256": sha, "name": message.get(K_NAME),
+            "platform": message.get(K_PLATFORM), "tone_id": message.get(K_TONE),
+            "size_class": message.get(K_CLASS), "updated_at": message.get(K_UPDATED),
+            "filename": message.get(K_FILENAME),
+        }
+        offset = self.store.open(meta)
+        self.transfer = [model_id, size, offset, offset]
+        self.gap = False
+        return {K_ID: model_id, K_OFFSET: offset}
+
+    def _commit(self, model_id):
+        transfer = self.transfer
+        if transfer is None or transfer[0] != model_id:
+            raise LinkError("link: no transfer of model %d is open" % model_id, E_NO_TRANSFER)
+        if transfer[2] != transfer[1]:
+            raise LinkError("link: model %d has %d of %d bytes" % (model_id, transfer[2], transfer[1]), E_INTEGRITY)
+        self._flush()
+        self.transfer = None
+        sha = self.store.commit()  # verifies from flash, installs; raises on a mismatch
+        return {K_ID: model_id, K_SHA: sha, K_SIZE: transfer[1]}
+
+
+def _code_of(exc):
+    """The ERROR code for a store's exception: its `link_code`, else by kind."""
+    code = getattr(exc, "link_code", None)
+    if code:
+        return code
+    return E_INTEGRITY if isinstance(exc, IntegrityError) else E_STORAGE
+
+
+MIN_PAYLOAD = const(64)
+GROW_AFTER = const(16)  # clean frames before the payload size doubles again
+
+
+class Sender:
+    """The host's side of one transfer (sans-IO).
+
+    Args:
+        size: the file's length.
+        offset: where the pedal resumes (its answer to PUT).
+        max_frame, window, rx_buffer: from the pedal's HELLO.
+        max_payload: the largest DATA payload to use (default: what max_frame allows).
+        rto_ms: with data outstanding and no ACK for this long, send again from the
+            last acknowledged offset.
+        max_failures: give up (LinkError) after this many timeouts in a row.
+        anchor: the seq of the last frame the pedal read before this transfer (the PUT
+            it answered): wire positions count from the end of that frame.
+
+    The driver loop:
+        chunk = next_chunk()        -> (offset, length) to send as DATA, or None
+        data_queued(seq, offset, n, wire_len) / frame_queued(seq, wire_len) for every frame
+        budget()                    -> how many queued wire bytes may be written now
+        written(n)                  after writing n of them
+        on_ack(...)                 for each ACK; check(now_ms) regularly
+    It is done when `acked == size`.
+    """
+
+    def __init__(self, size, offset, max_frame, window, rx_buffer=0, max_payload=None, rto_ms=1000,
+                 max_failures=8, now_ms=0, anchor=None):
+        self.size = size
+        self.acked = self.sent = self.high = self.durable = offset
+        self.start = offset
+        self.window = window
+        self.rx_buffer = rx_buffer
+        limit = max_frame - WIRE_OVERHEAD - DATA_HEADER
+        self.max_payload = self.payload = min(max_payload or limit, limit)
+        self.rto_ms = rto_ms
+        self.max_failures = max_failures
+        self.queued = 0  # wire bytes handed to the driver
+        self.written_total = 0  # wire bytes it wrote
+        self.read_through = 0  # wire position the pedal has read up to
+        self.ends = {} if anchor is None else {anchor: 0}  # seq -> wire position at the end of that frame
+        self.last_seq = None
+        self.rewind_seq = None
+        self.last_progress_ms = now_ms
+        self.failures = 0
+        self.clean = 0
+        self.resent = 0  # payload bytes sent more than once
+        self.rewinds = 0
+        self.timeouts = 0
+        self.lost = False  # the pedal has no transfer open (it restarted): PUT again
+
+    def done(self):
+        return self.acked >= self.size
+
+    def next_chunk(self):
+        """(offset, length) of the next DATA frame, or None while the window is full."""
+        if self.sent >= self.size:
+            return None
+        count = min(self.payload, self.size - self.sent)
+        if self.sent > self.acked and self.sent + count - self.acked > self.window:
+            return None
+        return self.sent, count
+
+    def frame_queued(self, seq, wire_len):
+        self.queued += wire_len
+        self.ends[seq] = self.queued
+        if len(self.ends) > 512:  # old anchors: ACKs for them no longer matter
+            for old in [s for s in self.ends if not seq_after(s, (seq - 256) & 0xFFFF)]:
+                del self.ends[old]
+        self.last_seq = seq
+        if self.rewind_seq is None:
+            self.rewind_seq = seq
+
+    def data_queued(self, seq, offset, count, wire_len):
+        self.frame_queued(seq, wire_len)
+        if offset < self.high:
+            self.resent += min(count, self.high - offset)
+        self.sent = offset + count
+        if self.sent > self.high:
+            self.high = self.sent
+
+    def budget(self):
+        """Wire bytes that may be written now without overrunning the pedal's buffer."""
+        if not self.rx_buffer:
+            return 1 << 30
+        return self.rx_buffer - (self.written_total - self.read_through)
+
+    def written(self, count):
+        self.written_total += count
+
+    def on_ack(self, anchor, pulled, nxt, durable, flags, now_ms):
+        end = self.ends.get(anchor)
+        if end is not None and end + pulled > self.read_through:
+            self.read_through = min(end + pulled, self.written_total)
+            self.last_progress_ms = now_ms
+        if flags & F_NO_TRANSFER:
+            self.lost = True
+            return
+        if nxt > self.acked and nxt <= self.sent:
+            self.acked = nxt
+            self.last_progress_ms = now_ms
+            self.failures = 0
+            self.clean += 1
+            if self.clean >= GROW_AFTER and self.payload < self.max_payload:
+                self.payload = min(self.payload * 2, self.max_payload)
+                self.clean = 0
+        if durable > self.durable:
+            self.durable = durable
+        if flags & F_GAP and self.rewind_seq is not None and not seq_after(self.rewind_seq, anchor):
+            self._rewind()  # a frame sent since the last rewind was lost
+
+    def check(self, now_ms):
+        """Call regularly: after rto_ms without progress, send again (or give up)."""
+        outstanding = self.sent > self.acked or self.written_total > self.read_through
+        if not outstanding or now_ms - self.last_progress_ms < self.rto_ms:
+            return
+        self.failures += 1
+        self.timeouts += 1
+        if self.failures > self.max_failures:
+            raise LinkError("link: the pedal stopped answering (%d timeouts in a row at offset %d)"
+                            % (self.failures - 1, self.acked))
+        self.read_through = self.written_total  # whatever was in flight is read or lost by now
+        self.last_progress_ms = now_ms
+        self._rewind()
+
+    def _rewind(self):
+        self.sent = self.acked
+        self.rewinds += 1
+        self.rewind_seq = None  # set by the next frame queued
+        self.clean = 0
+        if self.payload > MIN_PAYLOAD:
+            self.payload = max(MIN_PAYLOAD, self.payload // 2)
