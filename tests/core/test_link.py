@@ -144,7 +144,7 @@ class PushTest(unittest.TestCase):
 
     def test_fast_link_without_a_ring_uses_big_frames(self):
         store = MemoryStore()
-        data = blob(100000)
+        data = blob(60000)
         big = 4096 if SCALE == 1 else 1024
         pedal = link.Pedal(store, max_frame=big + 16, window=4 * big, rx_buffer=0)
         sender, ms, reply = push(pedal, data, line=Line(rate=140, ring=0))
