@@ -41,13 +41,25 @@ ENOSPC = 28
 class LibraryError(ToneError):
     """The library cannot do that (unknown model, damaged manifest)."""
 
+    link_code = 9  # tonecore.link.E_STORAGE
+
+
+class NotInstalled(LibraryError):
+    """No installed model has that id."""
+
+    link_code = 5  # tonecore.link.E_NOT_FOUND
+
 
 class LibraryFull(LibraryError):
     """Not enough flash for a model; nothing was installed."""
 
+    link_code = 3  # tonecore.link.E_NO_SPACE
+
 
 class TooLarge(LibraryError):
     """The model is larger than this board stores (its MAX_MODEL_BYTES); skipped."""
+
+    link_code = 4  # tonecore.link.E_TOO_LARGE
 
 
 def _exists(path):
@@ -255,7 +267,8 @@ class Library:
         return entry
 
     def prune_parts(self, keep):
-        """Delete unfinished downloads of models not in `keep` (ids); returns how many."""
+        """Delete unfinished downloads of models not in `keep` (ids); returns how many.
+        Unfinished USB pushes stay: only the host that started one can finish it."""
         count = 0
         for name in os.listdir(self.dir):
             if name.endswith(".part"):
@@ -263,7 +276,8 @@ class Library:
                     model_id = int(name[:-5])
                 except ValueError:
                     model_id = None
-                if model_id not in keep:
+                meta = read_json(self.dir + "/" + name + ".json", None) or {}
+                if model_id not in keep and meta.get("source") != "usb":  # a push resumes over USB
                     _remove(self.dir + "/" + name)
                     _remove(self.dir + "/" + name + ".json")
                     count += 1
@@ -279,13 +293,13 @@ class Library:
 
     def activate(self, model_id):
         if self.find(model_id) is None:
-            raise LibraryError("model %s is not installed" % model_id)
+            raise NotInstalled("model %s is not installed" % model_id)
         self._commit(self.models, model_id)
 
     def delete(self, model_id):
         entry = self.find(model_id)
         if entry is None:
-            raise LibraryError("model %s is not installed" % model_id)
+            raise NotInstalled("model %s is not installed" % model_id)
         models = [e for e in self.models if e[ID] != model_id]
         active = self.active
         if active == model_id:

@@ -66,11 +66,13 @@ class Pedal:
         self.user = None
         self.sign_in_again = False
         self.sync = None
+        self.serial = None
         self.app = None
         self.code_bytes = 0
         self.nonce = None
         self.nonce_ms = 0
         self.user_signed_out = False
+        self.serial_transfer = None  # the model a USB push is writing, if any
         log("pedal: %s, %d models installed, %s" % (
             boardinfo.NAME, len(self.library.models), "signed in" if self.session.signed_in else "not signed in"))
 
@@ -133,7 +135,7 @@ class Pedal:
 
     def start_sync(self):
         """Start a sync unless one runs; True when a new one started."""
-        if self.syncing():
+        if self.syncing() or self.serial_transfer is not None:
             return False
         if not self.session.signed_in:
             return False
@@ -198,6 +200,11 @@ class Pedal:
         if app.server is None:
             await server  # raises why it could not listen
         log("portal: listening on http://%s:%d/" % (host, port))
+        if self.settings.get("serial", True):
+            from .serial import SerialService
+
+            self.serial = SerialService(self, self.settings.get("serial_kind"))
+            asyncio.create_task(self.serial.run())
         if self.session.signed_in:
             await self.load_user()
             if self.settings.get("sync_on_boot", True):
@@ -206,7 +213,7 @@ class Pedal:
 
 
 def start(settings):
-    from . import portal, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
+    from . import portal, serial, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
 
     gc.collect()
     code_bytes = gc.mem_alloc()  # bytecode on the unix port; frozen in flash on a board

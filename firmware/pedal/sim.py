@@ -23,6 +23,7 @@ Environment:
     TONEBRIDGE_PACE_WINDOW_MS
                         optional: that limit's window (default 60000; a test shortens it)
     TONEBRIDGE_STATS    optional: "1" to keep per-download numbers in /status.json
+    TONEBRIDGE_SERIAL   optional: "0" to leave the console alone (no USB link service)
     TONEBRIDGE_GC_THRESHOLD
                         optional: gc.threshold() in bytes, so that mem_alloc() stays
                         close to the live data (the memory benchmark)
@@ -108,7 +109,31 @@ def settings_from_env():
         "gc_threshold": int(os.getenv("TONEBRIDGE_GC_THRESHOLD") or 0),
         "requests_per_minute": int(os.getenv("TONEBRIDGE_REQUESTS_PER_MINUTE") or 0),
         "pace_window_ms": int(os.getenv("TONEBRIDGE_PACE_WINDOW_MS") or 0),
+        "serial": os.getenv("TONEBRIDGE_SERIAL") != "0",
+        "serial_kind": "pty",
+        "on_interrupt": interactive,
     }
+
+
+def interactive():
+    """Ctrl-C on the console: like a board, leave the user at the REPL.  The unix port
+    reads MICROPYINSPECT when the module has ended, so setting it now gives one; its
+    REPL needs a blocking stdin again."""
+    stdin_blocking(True)
+    os.putenv("MICROPYINSPECT", "1")
+
+
+def stdin_blocking(blocking):
+    """Set or clear O_NONBLOCK on stdin (a pipe from `tonebridge sim`).
+
+    The serial service must read whatever has arrived, but the unix port's
+    `readinto` on a blocking pipe waits until the whole buffer is full, and the port
+    has no fcntl.  The flag belongs to the pipe's open file description, which a child
+    process shares: the host's Python sets it for us ($TONEBRIDGE_HOST_PYTHON)."""
+    python = os.getenv("TONEBRIDGE_HOST_PYTHON") or "python3"
+    status = os.system("%s -c 'import os; os.set_blocking(0, %s)'" % (python, "True" if blocking else "False"))
+    if status != 0:
+        fail("cannot make stdin %sblocking with %s" % ("" if blocking else "non-", python))
 
 
 def boot():
@@ -121,6 +146,8 @@ def boot():
         fail("cannot mount the flash image: %s" % error)
     from pedal import main  # after the mount: the firmware may read flash as it loads
 
+    if settings["serial"]:
+        stdin_blocking(False)
     gc.collect()  # hand the firmware a heap with only what it needs
     if os.getenv("TONEBRIDGE_BOOT") == "board":
         main.boot()  # what main.py runs on a board: config.json on the flash, Wi-Fi, CA files

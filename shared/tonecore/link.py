@@ -209,8 +209,8 @@ class Pedal:
         pulled = self.decoder.pulled
         if self.active and not acked and (changed or (self.rx_buffer and pulled >= CREDIT_EVERY)):
             self._ack()  # credit for the bytes read since the last frame
-        elif acked and self.decoder.pulled:
-            self._ack()  # the last ACK did not cover the bytes after that frame
+        elif acked and self.rx_buffer and pulled:
+            self._ack()  # credit: the last ACK did not cover the bytes after that frame
         self.out = bytearray()
         return out
 
