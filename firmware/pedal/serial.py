@@ -317,8 +317,12 @@ class SerialService:
         proto = self.proto
         console.log("usb: link ready (frames up to %d bytes, window %d, receive buffer %s)"
                     % (proto.max_frame, proto.window, proto.rx_buffer or "unlimited"))
+        whole = self.buf
+        one = memoryview(whole)[:1]
         while True:
-            count = await self.console.readinto(self.buf)
+            # Outside a session, a byte at a time: what follows a Ctrl-C is the REPL's
+            # (mpremote sends "\r\x03" and "\r\x01" together) and must stay unread.
+            count = await self.console.readinto(whole if proto.active else one)
             if not count:
                 await asyncio.sleep_ms(50)  # end of input (the simulator's host went away)
                 continue

@@ -12,6 +12,7 @@ import time
 
 from tonecore.download import DownloadPlan
 from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequired, ToneError
+from tonecore.formats import runnable
 from tonecore.records import Pager
 
 from .console import log
@@ -19,14 +20,6 @@ from .library import BYTES, NAME, LibraryFull, TooLarge
 
 TONES_PAGE = 5  # a page of tones (descriptions and all) must fit the client's 8 KB buffer
 MODELS_PAGE = 10
-
-
-def runnable(formats, platform, size):
-    """True when a board with `formats` ({platform: sizes or '*'}) can run the model."""
-    sizes = formats.get(platform)
-    if sizes is None:
-        return False
-    return sizes == "*" or size in sizes
 
 
 class Sync:

@@ -11,6 +11,8 @@
       firmware boards|build|deploy|refresh-cas …   (the pedal firmware, see tonebridge.firmware)
       sim [--board B] [--heap SIZE] [--flash PATH] [--ca DER] [--log FILE] [--portal-port N]
                             (the simulated pedal, see tonebridge.sim)
+      pedal info|ls|push FILE|rm MODEL|activate MODEL|sync [--port PORT] [--json]
+                            (a pedal on USB serial, see tonebridge.pedalcli)
 
 `--api` is accepted before or after the command; else $TONEBRIDGE_API; else the real
 service.  A bare origin (`http://127.0.0.1:54321`, as the emulator prints) means
@@ -18,7 +20,7 @@ service.  A bare origin (`http://127.0.0.1:54321`, as the emulator prints) means
 
 Every failure is one line on stderr, `tonebridge: error: …`, never a traceback, and an
 exit code: 0 ok · 1 local problem · 2 usage · 3 not signed in · 4 network · 5 the API
-refused or failed · 6 integrity · 130 interrupted.  Tokens and api keys are never printed.
+refused or failed · 6 integrity · 7 pedal link failed or pedal refused · 130 interrupted.  Tokens and api keys are never printed.
 """
 
 import os
@@ -36,6 +38,7 @@ from tonecore.errors import (
     RedirectError,
     SignInError,
     SignInRequired,
+    LinkError,
     ToneError,
     TransportError,
     TrustError,
@@ -46,6 +49,7 @@ from tonecore.urls import split_url
 from . import downloads, output
 from .downloads import Interrupted
 from .firmware import firmware_group
+from .pedalcli import pedal_group
 from .store import TokenStore, config_home
 from .transport import Connection
 
@@ -61,6 +65,7 @@ EXIT_SIGN_IN = 3  # not signed in, session expired, sign-in failed
 EXIT_NETWORK = 4  # cannot reach the service, connection cut, download gave up
 EXIT_API = 5  # the service refused or failed: 401/403/404/429/5xx, nonsense reply
 EXIT_INTEGRITY = 6  # a download's bytes are wrong (length, SHA-256, format)
+EXIT_PEDAL = 7  # the serial link to the pedal failed, or the pedal refused
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 _API_KEY = "tonebridge.api"
@@ -76,6 +81,8 @@ def exit_code(error):
         return EXIT_SIGN_IN
     if isinstance(error, IntegrityError):
         return EXIT_INTEGRITY
+    if isinstance(error, LinkError):
+        return EXIT_PEDAL
     if isinstance(error, (TransportError, TrustError, DownloadError)):
         return EXIT_NETWORK
     if isinstance(error, (ApiError, ProtocolError, RedirectError)):
@@ -416,6 +423,7 @@ def sim(ctx, board, heap, flash, ca, log, portal_port, overlay):
 
 
 cli.add_command(firmware_group)
+cli.add_command(pedal_group)
 
 
 def main(argv=None):

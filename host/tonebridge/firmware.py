@@ -48,6 +48,7 @@ import click
 from tonebridge import __version__
 from tonebridge.mpybuild import BuildError, compile_file, mpy_cross_version
 from tonecore.errors import ToneError, UsageError
+from tonecore.formats import runnable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOARDS_DIR = os.path.join(ROOT, "boards")
@@ -148,8 +149,7 @@ class Board:
 
     def can_run(self, platform, size):
         """Whether the board runs a model of `platform` (e.g. "nam") and size class `size`."""
-        sizes = self.facts["FORMATS"].get(platform)
-        return sizes == "*" or (sizes is not None and size in sizes)
+        return runnable(self.facts["FORMATS"], platform, size)
 
     def to_json(self):
         """The facts as a JSON-ready dict with lower-case keys."""

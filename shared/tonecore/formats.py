@@ -64,3 +64,12 @@ class FormatCheck:
                 raise IntegrityError(
                     "%s is truncated or padded: RIFF says %d bytes, got %d" % (self.filename, riff_size + 8, total)
                 )
+
+
+def runnable(formats, platform, size):
+    """True when a board with `formats` ({platform: sizes or '*'}) can run a model of
+    that platform and size class (the pedal's Wi-Fi sync and the host's `pedal sync`)."""
+    sizes = formats.get(platform)
+    if sizes is None:
+        return False
+    return sizes == "*" or size in sizes
