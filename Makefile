@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # An ESP32 without PSRAM: the MicroPython heap the core's tests must fit in.
 MPY_HEAP ?= 128k
 
-.PHONY: install test test-micropython test-python demo bench firmware clean
+.PHONY: install test test-micropython test-python fuzz demo bench firmware clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,10 @@ test-micropython: install
 
 test-python: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+## fuzz: the fuzz tests with 1000000 random inputs each (make test runs 100000, derandomized)
+fuzz: install
+	TONEBRIDGE_FUZZ_EXAMPLES=1000000 TONEBRIDGE_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/properties -k fuzz
 
 ## demo: local emulator, OTP sign-in, favorites, downloads
 demo: install
