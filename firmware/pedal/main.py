@@ -203,7 +203,7 @@ class Pedal:
         if self.settings.get("serial", True):
             from .serial import SerialService
 
-            self.serial = SerialService(self, self.settings.get("serial_kind"))
+            self.serial = SerialService(self, self.settings.get("serial_kind"), self.settings.get("serial_link"))
             asyncio.create_task(self.serial.run())
         if self.session.signed_in:
             await self.load_user()

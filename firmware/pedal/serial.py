@@ -44,7 +44,7 @@ ENOSPC = 28
 LINKS = {
     "uart": (1024 + 16, 4096, 240, 1),
     "usb": (4096 + 16, 16384, 0, 1),
-    "pty": (4096 + 16, 32768, 0, 4096),
+    "pty": (16384 + 16, 131072, 0, 16384),
 }
 
 
@@ -54,12 +54,14 @@ class FlashStore:
     def __init__(self, pedal, buf):
         self.pedal = pedal
         self.library = pedal.library
-        self.buf = buf  # scratch for re-reading a file at COMMIT (the HTTP buffer)
+        self.buf = buf  # scratch for reading a resumed .part back (the HTTP buffer)
         self.file = None
         self.meta = None
         self.model_id = None
         self.path = None
-        self.size = 0
+        self.size = 0  # bytes in the .part, all of them hashed
+        self.digest = None
+        self.check = None
 
     def info(self):
         try:
@@ -132,9 +134,25 @@ class FlashStore:
         self.meta = sidecar
         self.model_id = model_id
         self.path = path
-        self.size = offset
+        self.size = 0
+        self.digest = hashlib.sha256()
+        self.check = FormatCheck(meta.get("filename") or "model.bin")
+        if offset:  # what is already on flash counts: read it back into the hash
+            self.file.seek(0)
+            view = memoryview(self.buf)
+            while self.size < offset:
+                count = self.file.readinto(view[:min(len(self.buf), offset - self.size)])
+                if not count:
+                    break
+                self._absorb(view[:count])
+            self.file.seek(self.size)
         pedal.serial_transfer = model_id
-        return offset
+        return self.size
+
+    def _absorb(self, data):
+        self.digest.update(data)
+        self.check.feed(data)
+        self.size += len(data)
 
     def write(self, data):
         try:
@@ -144,7 +162,7 @@ class FlashStore:
                 self._abandon()
                 raise LibraryFull("the flash filled up while writing model %d" % self.model_id)
             raise
-        self.size += len(data)
+        self._absorb(data)
 
     def flush(self):
         self.file.flush()
@@ -166,32 +184,23 @@ class FlashStore:
         self.library.discard(self.model_id)
 
     def commit(self):
-        """Re-read the .part from flash, check length, SHA-256 and format; install it."""
+        """Check length, SHA-256 (of every byte as it went to flash, and of a resumed
+        .part as it was read back) and format; then install the .part."""
         self.close()
         meta = self.meta
-        digest = hashlib.sha256()
-        check = FormatCheck(meta.get("filename") or "model.bin")
-        total = 0
-        view = memoryview(self.buf)
-        with open(self.path, "rb") as f:
-            while True:
-                count = f.readinto(self.buf)
-                if not count:
-                    break
-                digest.update(view[:count])
-                check.feed(view[:count])
-                total += count
-        sha = digest.digest()
+        total = self.size
+        sha = self.digest.digest()
         try:
-            if total != meta["size"]:
-                raise IntegrityError("model %d has %d bytes on flash, not %d" % (self.model_id, total, meta["size"]))
+            on_flash = os.stat(self.path)[6]
+            if total != meta["size"] or on_flash != total:
+                raise IntegrityError("model %d has %d bytes on flash, not %d" % (self.model_id, on_flash, meta["size"]))
             if hexlify(sha) != meta["sha256"]:
                 raise IntegrityError("model %d: SHA-256 on flash differs from the host's" % self.model_id)
         except IntegrityError:
             self.library.discard(self.model_id)  # never resume from bad bytes
             raise
         try:
-            check.verify(total)
+            self.check.verify(total)
         except IntegrityError as exc:
             self.library.discard(self.model_id)
             raise LinkError(exc.message, link.E_FORMAT)
@@ -269,10 +278,14 @@ class Console:
 
 
 class SerialService:
-    def __init__(self, pedal, kind=None):
+    def __init__(self, pedal, kind=None, profile=None):
+        """`kind`: the console ("uart", "usb", "pty"; default the board's SERIAL);
+        `profile`: whose link settings to announce, default the same (the simulator
+        behind the link emulator's UART model says "uart")."""
         self.pedal = pedal
         kind = kind or getattr(boardinfo, "SERIAL", "uart")
-        max_frame, window, rx_buffer, read_size = LINKS.get(kind, LINKS["uart"])
+        max_frame, window, rx_buffer, _ = LINKS.get(profile or kind, LINKS["uart"])
+        read_size = min(LINKS.get(kind, LINKS["uart"])[3], max_frame)
         self.console = Console(kind)
         self.buf = bytearray(read_size if read_size > 1 else 256)
         try:

@@ -24,6 +24,8 @@ Environment:
                         optional: that limit's window (default 60000; a test shortens it)
     TONEBRIDGE_STATS    optional: "1" to keep per-download numbers in /status.json
     TONEBRIDGE_SERIAL   optional: "0" to leave the console alone (no USB link service)
+    TONEBRIDGE_LINK     optional: the link settings to announce: "pty" (default), or
+                        "uart" behind the link emulator's model of a 260-byte UART ring
     TONEBRIDGE_GC_THRESHOLD
                         optional: gc.threshold() in bytes, so that mem_alloc() stays
                         close to the live data (the memory benchmark)
@@ -111,6 +113,7 @@ def settings_from_env():
         "pace_window_ms": int(os.getenv("TONEBRIDGE_PACE_WINDOW_MS") or 0),
         "serial": os.getenv("TONEBRIDGE_SERIAL") != "0",
         "serial_kind": "pty",
+        "serial_link": os.getenv("TONEBRIDGE_LINK") or "pty",
         "on_interrupt": interactive,
     }
 

@@ -11,7 +11,10 @@
    flash a littlefs image) signs in through its own web page - the demo plays the
    phone again - and syncs the favorites over "Wi-Fi"; the image is then read on the
    host and every model on it verified;
-6. says where the files are.
+6. USB: the same pedal behind an emulated 921600-baud UART (its 260-byte receive ring
+   modelled): `tonebridge pedal info`, `pedal sync` (all up to date), a push whose
+   cable is pulled half-way and that resumes, `pedal ls`, `pedal rm`;
+7. says where the files are.
 
 Every step runs the real CLI in a subprocess; nothing is mocked.
 """
@@ -216,6 +219,41 @@ def pedal_part(emulator, out, type_code):
     return flash, console
 
 
+def usb_part(env, out, models_dir, flash):
+    """The pedal on an emulated USB-UART link: info, sync, a push cut and resumed, ls, rm."""
+    from .flashimage import check_library
+    from .linkemu import LinkEmulator
+    from .sim import SimulatedPedal
+
+    console = os.path.join(out, "pedal-console.log")
+    pedal = SimulatedPedal(env["TONEBRIDGE_API"].rstrip("/") + "/api/v1", flash, log=console,
+                           env={"TONEBRIDGE_SYNC_ON_BOOT": "0", "TONEBRIDGE_LINK": "uart"})
+    with pedal:
+        pedal.start()
+        with LinkEmulator(pedal.serial_path, baud=921600, rx_buffer=260, rx_pending=pedal.rx_pending) as emu:
+            print("(a USB-UART bridge at 921600 baud between us and the pedal; the pedal keeps 260 bytes)")
+            cli(env, "pedal", "info", "--port", emu.host_path)
+            cli(env, "pedal", "sync", "--port", emu.host_path)
+            files = sorted((os.path.getsize(os.path.join(models_dir, n)), n) for n in os.listdir(models_dir))
+            size, name = files[-1]
+            path = os.path.join(models_dir, name)
+            emu.disconnect_after(size // 2)
+            print("(the cable will be pulled once %d bytes are on the line)" % (size // 2), flush=True)
+            print("$ tonebridge pedal push %s --name 'From my computer' --port %s" % (path, emu.host_path), flush=True)
+            cut = subprocess.run([sys.executable, "-m", "tonebridge", "pedal", "push", path, "--name", "From my computer",
+                                  "--port", emu.host_path], env=env, text=True, capture_output=True)
+            print((cut.stderr or cut.stdout).strip() + "   (exit %d)" % cut.returncode)
+            port = emu.reconnect()
+            print("(plugged in again: %s)" % port)
+            cli(env, "pedal", "push", path, "--name", "From my computer", "--activate", "--port", port)
+            cli(env, "pedal", "ls", "--port", port)
+            cli(env, "pedal", "rm", "From my computer", "--port", port)
+        print("(stopping the pedal)", flush=True)
+    manifest, _ = check_library(flash)
+    print("Read on the host with littlefs-python: %d models verified on the flash image (SHA-256)"
+          % len(manifest["models"]))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tonebridge.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="demo-out", help="where the demo keeps its config and models")
@@ -229,7 +267,8 @@ def main(argv=None):
     banner("Starting the local TONE3000 emulator")
     emulator = Emulator()
     print("emulator: " + emulator.base_url)
-    env = dict(os.environ, TONEBRIDGE_HOME=os.path.join(out, "home"), TONEBRIDGE_API=emulator.base_url)
+    env = dict(os.environ, TONEBRIDGE_HOME=os.path.join(out, "home"), TONEBRIDGE_API=emulator.base_url,
+               TONEBRIDGE_CACHE=os.path.join(out, "cache"))
     try:
         banner("Signing in with an emailed 6-digit code")
         login(env, emulator, args.type_code)
@@ -263,6 +302,8 @@ def main(argv=None):
 
         banner("The pedal (simulated): it signs in through its own page")
         flash, console = pedal_part(emulator, out, args.type_code)
+        banner("The pedal on USB: push, resume after an unplug, manage")
+        usb_part(env, out, models_dir, flash)
         banner("Done")
         print("models on the computer:  %s" % models_dir)
         print("tokens:                  %s" % os.path.join(out, "home"))

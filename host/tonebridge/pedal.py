@@ -88,6 +88,7 @@ class PedalLink:
         self.last_io = None
         self.inbox = []  # frames read while waiting for something else
         self.last_seq = None  # of the last request answered
+        self.sender = None  # of the last transfer (what it sent, also after a failure)
         self.stats = {"wire_out": 0, "wire_in": 0}
         os.set_blocking(self.fd, False)
 
@@ -310,9 +311,9 @@ class PedalLink:
         None when the pedal lost the transfer (it restarted: PUT again)."""
         info = self.info
         now_ms = lambda: int(self.clock() * 1000)  # noqa: E731
-        sender = link.Sender(size, offset, info["max_frame"], info["window"], info["rx_buffer"],
-                             rto_ms=int(self.rto_s * 1000), max_failures=self.retries + 3, now_ms=now_ms(),
-                             anchor=self.last_seq)
+        self.sender = sender = link.Sender(
+            size, offset, info["max_frame"], info["window"], info["rx_buffer"], rto_ms=int(self.rto_s * 1000),
+            max_failures=self.retries + 3, now_ms=now_ms(), anchor=self.last_seq)
         compress = self.compress and info.get("deflate")
         skip_compress = 0
         pending = bytearray()

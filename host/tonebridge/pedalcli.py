@@ -173,8 +173,13 @@ def activate(model, port, baud):
     click.echo("Model %d is now active." % model_id)
 
 
+CACHE_ENV = "TONEBRIDGE_CACHE"
+
+
 def cache_dir():
-    return os.path.join(platformdirs.user_cache_dir("tonebridge"), "models")
+    """Where `pedal sync` keeps the models it downloads ($TONEBRIDGE_CACHE, else the
+    user's cache directory)."""
+    return os.path.join(os.environ.get(CACHE_ENV) or platformdirs.user_cache_dir("tonebridge"), "models")
 
 
 @pedal_group.command()

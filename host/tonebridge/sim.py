@@ -16,7 +16,9 @@ open it is dropped (a UART with nobody listening), so a silent host never stalls
 firmware and nobody gets stale output on connecting; while a client has it open, the
 firmware waits for the client to read, but only up to 0.5 s before that output is
 dropped. Input is relayed with back-pressure: bytes the firmware does not read wait in
-the pipe and then in the pty (a USB CDC link NAKs the host the same way).
+the pipe and then in the pty (a USB CDC link NAKs the host the same way). `rx_pending()`
+says how many bytes are on their way to the firmware and not read by it yet (the link
+emulator, tonebridge.linkemu, models a UART's small receive ring with it).
 
 The firmware is given its settings in the environment (see firmware/pedal/sim.py):
 TONEBRIDGE_FLASH, TONEBRIDGE_API, TONEBRIDGE_PORTAL (HOST:PORT), TONEBRIDGE_CA (DER
@@ -42,8 +44,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import struct
 import sys
 import tempfile
+import termios
 import threading
 import tty
 
@@ -378,6 +382,9 @@ class SimulatedPedal:
         self._log = None
         self._staging = None
         self._wake_r = self._wake_w = None
+        self._stdin_r = self._stdin_w = None  # the firmware's stdin pipe; the read end only for FIONREAD
+        self._rx_lock = threading.Lock()  # makes a relay read and its `_rx_held` one step
+        self._rx_held = 0  # bytes the input relay took from the pty and has not written yet
         self._threads = []
         self._lines = collections.deque(maxlen=CONSOLE_LINES)  # (sequence number, text)
         self._stderr_lines = collections.deque(maxlen=20)
@@ -455,9 +462,13 @@ class SimulatedPedal:
             os.close(slave)  # so the master sees POLLHUP while no client has the port open
         os.set_blocking(self._master, False)
         self._wake_r, self._wake_w = os.pipe()
+        # Our own stdin pipe rather than subprocess.PIPE: the parent keeps the read end
+        # (never reading from it) to ask FIONREAD how much the firmware has not read.
+        self._stdin_r, self._stdin_w = os.pipe()
+        os.set_blocking(self._stdin_w, False)  # the relay waits in poll, where it also sees `_wake_r`
         command = [micropython_command(), "-X", "heapsize=%d" % self.heap, "-m", "pedal.sim"]
         self._proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            command, stdin=self._stdin_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, cwd=lib, bufsize=0,
             start_new_session=True,  # Ctrl-C in the terminal stops `tonebridge sim`, which stops this
             preexec_fn=_die_with_parent,  # and if that is killed outright, the pedal goes too
@@ -519,16 +530,17 @@ class SimulatedPedal:
             thread.join(5)
         self._threads = []
         if proc is not None:
-            for stream in (proc.stdin, proc.stdout, proc.stderr):
+            for stream in (proc.stdout, proc.stderr):
                 try:
                     stream.close()
                 except OSError:
                     pass
-        for name in ("_master", "_wake_r", "_wake_w", "_lock_fd"):
-            fd = getattr(self, name)
-            if fd is not None:
-                os.close(fd)
-                setattr(self, name, None)
+        with self._rx_lock:  # not under a concurrent rx_pending()
+            for name in ("_master", "_wake_r", "_wake_w", "_stdin_r", "_stdin_w", "_lock_fd"):
+                fd = getattr(self, name)
+                if fd is not None:
+                    os.close(fd)
+                    setattr(self, name, None)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -554,6 +566,22 @@ class SimulatedPedal:
             if not self._changed.wait_for(lambda: self._output_closed, timeout):
                 raise TimeoutError("the simulated pedal is still running")
         raise self._stopped_error()
+
+    def rx_pending(self):
+        """Bytes a serial client has written that the firmware has not read yet: those
+        still in the pty, those the input relay holds, those in the firmware's stdin pipe.
+
+        Exact up to about 68 KB pending (the pipe, the relay's read, the pty's line
+        discipline); beyond that the pty keeps bytes in buffers FIONREAD does not count.
+        A receive-buffer model (a few hundred bytes) stays far below.
+
+        Returns:
+            a count of bytes (0 before `start` and after `stop`).
+        """
+        with self._rx_lock:
+            if self._master is None or self._stdin_r is None:
+                return 0
+            return _unread(self._master) + self._rx_held + _unread(self._stdin_r)
 
     # -- console ------------------------------------------------------------------
 
@@ -683,11 +711,20 @@ class SimulatedPedal:
         self.dropped_bytes += len(view)
 
     def _relay_input(self):
-        """pty -> firmware stdin, raw bytes, blocking on the firmware (back-pressure)."""
-        stdin = self._proc.stdin.fileno()
+        """pty -> firmware stdin, raw bytes, waiting on the firmware (back-pressure).
+
+        Every read and write happens under `_rx_lock` together with the `_rx_held` count,
+        so `rx_pending()` never sees bytes in two places or in none.  The parent holds the
+        pipe's read end, so a firmware that has gone makes no EPIPE: the relay then just
+        waits with a full pipe until `_end` wakes it.
+        """
+        stdin = self._stdin_w
         poller = select.poll()
         poller.register(self._master, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
+        pipe_free = select.poll()
+        pipe_free.register(stdin, select.POLLOUT)
+        pipe_free.register(self._wake_r, select.POLLIN)
         try:
             while True:
                 events = dict(poller.poll())
@@ -696,19 +733,35 @@ class SimulatedPedal:
                 flags = events.get(self._master, 0)
                 data = b""
                 if flags & select.POLLIN:
-                    try:
-                        data = os.read(self._master, _READ_SIZE)
-                    except (BlockingIOError, OSError):  # EIO: the client closed the port
-                        data = b""
+                    with self._rx_lock:
+                        try:
+                            data = os.read(self._master, _READ_SIZE)
+                        except (BlockingIOError, OSError):  # EIO: the client closed the port
+                            data = b""
+                        self._rx_held = len(data)
                 if not data:
                     if flags & select.POLLHUP:  # no client: look again soon
                         select.select([self._wake_r], [], [], 0.05)
                     continue
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(stdin, view):]
+                    with self._rx_lock:
+                        try:
+                            view = view[os.write(stdin, view):]
+                        except BlockingIOError:
+                            pass
+                        self._rx_held = len(view)
+                    if view and any(fd == self._wake_r for fd, _ in pipe_free.poll()):
+                        return
         except OSError:
-            return  # the firmware has gone (EPIPE)
+            return  # the pipe is closed (the pedal is being stopped)
+
+
+def _unread(fd):
+    """Bytes waiting to be read from the pty or pipe `fd` (FIONREAD)."""
+    count = bytearray(4)
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return struct.unpack("i", count)[0]
 
 
 def run(api, board=DEFAULT_BOARD, heap=None, flash=None, ca=None, log=None, portal_port=None, overlay=None,

@@ -107,7 +107,8 @@ ACK_FORMAT = "<HIIIB"
 DATA_HEADER = const(4)  # the offset in front of a DATA payload
 CREDIT_EVERY = const(64)  # with a small rx_buffer, an ACK after this many bytes pulled
 SESSION_MS = const(5000)  # a session with no good frame for this long is over
-FLUSH_EVERY = const(16 * 1024)  # received data is made durable at least this often
+FLUSH_EVERY = const(64 * 1024)  # received data is made durable at least this often
+CONTROL_MAX = const(512)  # the longest control request the pedal decodes (a PUT is ~200)
 
 
 def control(seq, kind, fields=None):
@@ -183,6 +184,7 @@ class Pedal:
         self.last_request = None  # (seq, reply bytes): a repeated request gets the same reply
         self.transfer = None  # [model id, size, next offset, durable offset]
         self.gap = False
+        self.acked_next = self.acked_durable = 0  # what the last ACK said
         self.failure = None  # (model id, exception) of a write that failed mid-transfer
         self.stats = {"frames": 0, "data": 0, "duplicates": 0, "gaps": 0, "errors": 0}
 
@@ -202,15 +204,15 @@ class Pedal:
                 self._control(seq, payload)
             elif kind == DATA or kind == DEFLATE:
                 self._data(kind, payload)
-                self._ack()
-                acked = True
+                if self._ack_due():
+                    self._ack()
+                    acked = True
             elif kind == ACK:
                 pass  # our own kind echoed back (a loopback): ignore
         pulled = self.decoder.pulled
-        if self.active and not acked and (changed or (self.rx_buffer and pulled >= CREDIT_EVERY)):
-            self._ack()  # credit for the bytes read since the last frame
-        elif acked and self.rx_buffer and pulled:
-            self._ack()  # credit: the last ACK did not cover the bytes after that frame
+        if self.active and self.rx_buffer:  # credit for the bytes read since the last ACK
+            if (acked and pulled) or (not acked and (changed or pulled >= CREDIT_EVERY)):
+                self._ack()
         self.out = bytearray()
         return out
 
@@ -225,6 +227,15 @@ class Pedal:
         self.last_request = None
         self.decoder.reset()
 
+    def _ack_due(self):
+        """After a DATA frame: with a small receive buffer always (it is credit);
+        otherwise once a quarter window has arrived, at the end, or on news."""
+        transfer = self.transfer
+        if self.rx_buffer or transfer is None or self.gap:
+            return True
+        return (transfer[2] - self.acked_next >= self.window // 4 or transfer[2] == transfer[1]
+                or transfer[3] != self.acked_durable)
+
     def _ack(self):
         transfer = self.transfer
         flags = 0
@@ -237,6 +248,7 @@ class Pedal:
             flags |= F_GAP
             self.gap = False
         pulled = self.decoder.pulled
+        self.acked_next, self.acked_durable = nxt, durable
         self.out += encode(ACK, self.anchor, struct.pack(ACK_FORMAT, self.anchor, pulled, nxt, durable, flags))
 
     # -- DATA -------------------------------------------------------------------
@@ -297,6 +309,8 @@ class Pedal:
             self.out += last[1]  # the host did not get our reply: the same again
             return
         try:
+            if len(payload) > CONTROL_MAX:  # decoded CBOR can be ~40x its size: bound it
+                raise LinkError("link: a control message of %d bytes is too long" % len(payload), E_BAD_REQUEST)
             message = parse_control(payload)
             kind = message[K_TYPE]
             if kind == HELLO:

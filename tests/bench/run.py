@@ -21,8 +21,15 @@
   the peak while downloading the ~4 MB and the ~40 KB file (goal: within 4 KB), and
   the pedal's download speed for the ~4 MB and ~20 MB files as a ratio to `curl -o`
   of the same file from the same emulator in the same run.
+  The USB link service runs too, with an ESP32 UART board's buffers (~1.3 KB).
   With TONEBRIDGE_MICROPYTHON set to a unix port that has the firmware frozen in
   (tools/frozen-unix-port.sh), the pedal runs with exactly 128 KB of heap, as a board.
+
+* usb_link: pushes of a 1 MiB incompressible model over the USB serial link
+  (tests/bench/link.py has the details): goodput on an emulated UART at 115200 and
+  921600 baud with the 260-byte receive ring modelled (goals >= 0.95, >= 0.90); on the
+  raw pty against a raw byte copy (goal >= 0.5) and `mpremote cp` (goal >= 10x); bytes
+  sent again after a pulled cable (goal <= one window).
 
 Progress goes to stderr; the JSON also lands in bench-results.json at the repo root.
 The access token reaches curl through a config on stdin (`-K -`), never argv or output.
@@ -39,6 +46,7 @@ import sys
 import tempfile
 import time
 
+from tests.bench.link import measure_link
 from tonebridge import demo
 from tonebridge.downloads import download, file_sha256, find_model
 from tonebridge.store import TokenStore
@@ -210,7 +218,9 @@ def measure_pedal(emulator, token, work):
     flash = os.path.join(work, "pedal.img")
     with open(flash, "wb") as f:
         f.truncate(PEDAL_FLASH_BYTES)
-    env = {"TONEBRIDGE_STATS": "1", "TONEBRIDGE_GC_THRESHOLD": str(PEDAL_GC_THRESHOLD)}
+    # the serial link's buffers as on an ESP32 UART board (the simulator's own "pty"
+    # profile takes 32 KB for speed on loopback)
+    env = {"TONEBRIDGE_STATS": "1", "TONEBRIDGE_GC_THRESHOLD": str(PEDAL_GC_THRESHOLD), "TONEBRIDGE_LINK": "uart"}
     with SimulatedPedal(emulator.base_url + "/api/v1", flash, env=env) as pedal:
         pedal.start()
         frozen = pedal.frozen
@@ -322,6 +332,8 @@ def run_all(work):
         results["pedal"] = measure_pedal(emulator, _token(store), work)
     finally:
         emulator.stop()
+    note("the USB serial link: emulated UART at 921600 and 115200 baud, raw pty, resume")
+    results["usb_link"] = measure_link(work)
     results["machine"] = machine()
     return results
 
