@@ -286,6 +286,9 @@ class SerialService:
         kind = kind or getattr(boardinfo, "SERIAL", "uart")
         max_frame, window, rx_buffer, _ = LINKS.get(profile or kind, LINKS["uart"])
         read_size = min(LINKS.get(kind, LINKS["uart"])[3], max_frame)
+        hook = pedal.settings.get("on_serial_start")
+        if hook:
+            hook()  # the simulator makes its stdin non-blocking
         self.console = Console(kind)
         self.buf = bytearray(read_size if read_size > 1 else 256)
         try:

@@ -115,6 +115,7 @@ def settings_from_env():
         "serial_kind": "pty",
         "serial_link": os.getenv("TONEBRIDGE_LINK") or "pty",
         "on_interrupt": interactive,
+        "on_serial_start": nonblocking,
     }
 
 
@@ -124,6 +125,11 @@ def interactive():
     REPL needs a blocking stdin again."""
     stdin_blocking(True)
     os.putenv("MICROPYINSPECT", "1")
+
+
+def nonblocking():
+    """The serial service starts: it reads whatever has arrived (see stdin_blocking)."""
+    stdin_blocking(False)
 
 
 def stdin_blocking(blocking):
@@ -149,8 +155,6 @@ def boot():
         fail("cannot mount the flash image: %s" % error)
     from pedal import main  # after the mount: the firmware may read flash as it loads
 
-    if settings["serial"]:
-        stdin_blocking(False)
     gc.collect()  # hand the firmware a heap with only what it needs
     if os.getenv("TONEBRIDGE_BOOT") == "board":
         main.boot()  # what main.py runs on a board: config.json on the flash, Wi-Fi, CA files

@@ -243,8 +243,16 @@ class PedalLink:
         """([PedalModel], active id) of everything installed."""
         items = []
         start = 0
+        limit = None  # as many as fit in a frame; fewer after a page got lost on a noisy line
         while True:
-            reply = self.request(link.LIST, {link.K_START: start})
+            try:
+                fields = {link.K_START: start} if limit is None else {link.K_START: start, link.K_LIMIT: limit}
+                reply = self.request(link.LIST, fields, retries=2 if limit != 1 else None)
+            except LinkError as error:
+                if error.code is not None or limit == 1:
+                    raise
+                limit = 4 if limit is None else max(1, limit // 2)
+                continue
             page = reply.get(link.K_MODELS) or []
             active = reply.get(link.K_ACTIVE)
             items += page

@@ -448,6 +448,7 @@ class SimulatedPedal:
             "TONEBRIDGE_API": self.api,
             "TONEBRIDGE_PORTAL": "%s:%d" % (PORTAL_HOST, port),
             "TONEBRIDGE_BOARD": self.board,
+            "TONEBRIDGE_HOST_PYTHON": sys.executable,  # sets O_NONBLOCK on its stdin (pedal.sim)
         })
         env.pop("TONEBRIDGE_CA", None)
         if self.ca:

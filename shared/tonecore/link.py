@@ -66,6 +66,7 @@ K_START = const(10)
 K_MODELS = const(11)
 K_TOTAL = const(12)
 K_ACTIVE = const(13)
+K_LIMIT = const(14)
 K_ID = const(20)
 K_SIZE = const(21)
 K_SHA = const(22)
@@ -348,7 +349,7 @@ class Pedal:
     def _request(self, kind, message):
         store = self.store
         if kind == LIST:
-            return self._list(_field(message, K_START, int, False) or 0)
+            return self._list(_field(message, K_START, int, False) or 0, _field(message, K_LIMIT, int, False))
         if kind == STAT:
             model_id = _field(message, K_ID, int)
             offset, installed = store.stat(model_id, message.get(K_SIZE), message.get(K_SHA))
@@ -372,13 +373,14 @@ class Pedal:
             return {}
         raise LinkError("link: unknown message type %d" % kind, E_BAD_REQUEST)
 
-    def _list(self, start):
-        """Installed models from `start`, as many as fit in one frame."""
+    def _list(self, start, limit=None):
+        """Installed models from `start`, as many as fit in one frame (and `limit`)."""
         models, active = self.store.models()
         room = self.max_frame - 64
         used = 0
         at = start
-        while at < len(models):
+        end = len(models) if not limit else min(len(models), start + limit)
+        while at < end:
             used += len(cbor.dumps(models[at]))
             if used > room and at > start:
                 break
