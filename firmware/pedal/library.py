@@ -364,6 +364,8 @@ class PartFile:
         need = plan.total - self.size
         block = os.statvfs(self.library.root or "/")[0]
         free = self.library.free_bytes() - SPARE_BLOCKS * block
+        if need > free and self.library.prune_parts((self.model_id,)):
+            free = self.library.free_bytes() - SPARE_BLOCKS * block  # other unfinished downloads gave way
         if need > free:
             raise LibraryFull("not enough flash for model %d: it needs %d KB, %d KB are free"
                               % (self.model_id, need // 1024, max(free, 0) // 1024))

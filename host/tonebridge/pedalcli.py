@@ -151,15 +151,23 @@ def _model_id(pedal, model):
     raise UsageError("%d models are named %r; use the id" % (len(named), model))
 
 
+def _manage(action, model, port, baud):
+    """`rm` and `activate`: find MODEL's id, then delete or activate it."""
+    with connect(port, baud) as pedal:
+        model_id = _model_id(pedal, model)
+        if action == "delete":
+            pedal.delete(model_id)
+        else:
+            pedal.activate(model_id)
+    return model_id
+
+
 @pedal_group.command()
 @click.argument("model")
 @port_options
 def rm(model, port, baud):
     """Delete MODEL (an id or a name) from the pedal."""
-    with connect(port, baud) as pedal:
-        model_id = _model_id(pedal, model)
-        pedal.delete(model_id)
-    click.echo("Deleted model %d from the pedal." % model_id)
+    click.echo("Deleted model %d from the pedal." % _manage("delete", model, port, baud))
 
 
 @pedal_group.command()
@@ -167,13 +175,7 @@ def rm(model, port, baud):
 @port_options
 def activate(model, port, baud):
     """Make MODEL (an id or a name) the pedal's active model."""
-    with connect(port, baud) as pedal:
-        model_id = _model_id(pedal, model)
-        pedal.activate(model_id)
-    click.echo("Model %d is now active." % model_id)
-
-
-CACHE_ENV = "TONEBRIDGE_CACHE"
+    click.echo("Model %d is now active." % _manage("activate", model, port, baud))
 
 
 def cache_dir():

@@ -23,7 +23,7 @@ from link_helpers import NO_API, nam_bytes, pedal_env, sha, wav_bytes, write
 from tonebridge.flashimage import check_library
 from tonebridge.linkemu import LinkEmulator
 from tonebridge.pedal import PedalLink
-from tonebridge.sim import SimulatedPedal, stage_firmware
+from tonebridge.sim import SimulatedPedal
 from tonecore.errors import LinkError
 
 PUSHES = 200
@@ -119,13 +119,6 @@ def host_killed(bench, path, model_id, size):
     proc.communicate()
     time.sleep(0.05)
     bench.connect()
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("lib"))
-    stage_firmware("unix_sim", folder)
-    return folder
 
 
 @pytest.mark.slow

@@ -16,18 +16,11 @@ from link_helpers import NO_API, nam_bytes, open_link, pedal_env, sha, wav_bytes
 
 from tonebridge.flashimage import check_library
 from tonebridge.linkemu import LinkEmulator
-from tonebridge.sim import SimulatedPedal, stage_firmware
+from tonebridge.sim import SimulatedPedal
 from tonecore import link
 from tonecore.errors import LinkError
 
 TONEBRIDGE = [sys.executable, "-m", "tonebridge"]
-
-
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("lib"))
-    stage_firmware("unix_sim", folder)
-    return folder
 
 
 @pytest.fixture

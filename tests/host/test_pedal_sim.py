@@ -20,14 +20,6 @@ from tonebridge.emulator.server import EmulatorServer
 from tonebridge.sim import SimulatedPedal, stage_firmware
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    """The firmware staged once for the module (every pedal below runs this build)."""
-    folder = str(tmp_path_factory.mktemp("lib"))
-    stage_firmware("unix_sim", folder)
-    return folder
-
-
 @pytest.fixture
 def emulator():
     with EmulatorServer() as server:
@@ -71,7 +63,7 @@ def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib
         assert evil.status_code == 403
         done = wait_status(pedal, sync_finished, 120, "finished sync")
         assert done["signed_in"] and done["user"] == "demo_player"
-        assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0
+        assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0, done["sync"]
         models = done["models"]
         assert len(models) >= 10 and sum(m["bytes"] for m in models) >= 4_000_000
         assert {m["platform"] for m in models} >= {"nam", "ir", "aida-x", "proteus"}
@@ -170,7 +162,7 @@ def test_power_loss_during_installs_never_tears_a_model_and_resumes(emulator, li
     cycles = 0
     while during_install < 30:
         cycles += 1
-        assert cycles <= 80, "only %d of %d kills landed during an install" % (during_install, cycles)
+        assert cycles <= 120, "only %d of %d kills landed during an install" % (during_install, cycles)
         if cycles % 3 == 1:  # new versions of a few installed models: old or new, never torn
             for model_id in rng.sample(big, 2):
                 httpx.post(emulator.base_url + "/_emulator/models/%d/update" % model_id, timeout=5)
@@ -193,7 +185,7 @@ def test_power_loss_during_installs_never_tears_a_model_and_resumes(emulator, li
         pedal.start()
         done = wait_status(pedal, sync_finished, 180, "final sync")
         resumed += sum(1 for line in pedal.console_lines() if "resuming at" in line)
-    assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0
+    assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0, done["sync"]
     manifest, files = check_library(str(flash))
     for entry in manifest["models"]:
         assert entry["sha256"] == model_info(emulator.base_url, entry["id"])["sha256"]  # the newest
@@ -304,7 +296,7 @@ def test_models_larger_than_the_board_stores_are_skipped(emulator, tmp_path):
             pedal.start()
             sign_in(pedal, emulator.base_url)
             done = wait_status(pedal, sync_finished, 120, "sync")
-        assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0
+        assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0, done["sync"]
         assert done["sync"]["too_large"] == 2
         manifest, files = check_library(str(flash))
         assert max(e["bytes"] for e in manifest["models"]) <= 1024 * 1024 and len(manifest["models"]) >= 10
