@@ -18,6 +18,7 @@ push that was cut off resumes from what is on flash.
 """
 
 import asyncio
+import gc
 import hashlib
 import os
 import sys
@@ -70,10 +71,15 @@ class FlashStore:
             free = None
         return {"board": boardinfo.NAME, "free": free, "firmware": FIRMWARE}
 
-    def models(self):
-        items = [[e[ID], e[NAME], e[PLATFORM], e[SIZE], e[BYTES], e[SHA], e[UPDATED], e[TONE]]
-                 for e in self.library.models]
-        return items, self.library.active
+    def model_count(self):
+        return len(self.library.models)
+
+    def model_item(self, index):
+        e = self.library.models[index]
+        return [e[ID], e[NAME], e[PLATFORM], e[SIZE], e[BYTES], e[SHA], e[UPDATED], e[TONE]]
+
+    def active_model(self):
+        return self.library.active
 
     def _part_meta(self, model_id):
         return read_json(self.library.part_path(model_id) + ".json", None)
@@ -349,7 +355,12 @@ class SerialService:
                 if hook:
                     hook()
                 raise KeyboardInterrupt
-            out = self.proto.receive(self.buf, now, count)
+            try:
+                out = self.proto.receive(self.buf, now, count)
+            except Exception as exc:  # a bug or no memory: the console must keep serving
+                out = None
+                gc.collect()
+                console.log("usb: dropped %d bytes: %r" % (count, exc))
             if self.proto.active and not self.active:
                 self._session(True)  # log lines wait from now on
             if out:

@@ -249,8 +249,8 @@ class PedalLink:
                 fields = {link.K_START: start} if limit is None else {link.K_START: start, link.K_LIMIT: limit}
                 reply = self.request(link.LIST, fields, retries=2 if limit != 1 else None)
             except LinkError as error:
-                if error.code is not None or limit == 1:
-                    raise
+                if error.code not in (None, link.E_BUSY) or limit == 1:
+                    raise  # (busy: the pedal was short of memory for a big page)
                 limit = 4 if limit is None else max(1, limit // 2)
                 continue
             page = reply.get(link.K_MODELS) or []

@@ -24,6 +24,7 @@ from . import output
 from .pedal import DEFAULT_BAUD, PedalLink
 
 PORT_ENV = "TONEBRIDGE_PORT"
+CACHE_ENV = "TONEBRIDGE_CACHE"
 LOCAL_IDS = 1 << 30  # a file that is not from TONE3000 gets an id from here up
 PLATFORMS = {".nam": "nam", ".wav": "ir", ".json": "aida-x", ".aidax": "aida-x"}
 

@@ -25,6 +25,7 @@ the data the pedal has not acknowledged stays under `window`.  `next` is a cumul
 ACK (all data before it has arrived in order), `durable` how much of it is on flash.
 """
 
+import gc
 import struct
 
 from . import cbor
@@ -109,6 +110,7 @@ DATA_HEADER = const(4)  # the offset in front of a DATA payload
 CREDIT_EVERY = const(64)  # with a small rx_buffer, an ACK after this many bytes pulled
 SESSION_MS = const(5000)  # a session with no good frame for this long is over
 FLUSH_EVERY = const(64 * 1024)  # received data is made durable at least this often
+LIST_BYTES = const(1024)  # a LIST reply stays this small: little heap, and survives a noisy line
 CONTROL_MAX = const(512)  # the longest control request the pedal decodes (a PUT is ~200)
 
 
@@ -160,7 +162,7 @@ class Pedal:
 
     Args:
         store: the model library (see `firmware/pedal/serial.py` for the interface:
-            info, models, stat, open, write, flush, commit, close, delete, activate).
+            info, model_count, model_item, active_model, stat, open, write, flush, commit, close, delete, activate).
         max_frame: the largest raw frame accepted (its buffer is allocated now).
         window: the most unacknowledged DATA bytes the host may have outstanding.
         rx_buffer: the console's receive buffer in bytes (260 on an ESP32 UART REPL), or
@@ -279,15 +281,14 @@ class Pedal:
             return  # beyond the announced size: never written
         try:
             self.store.write(body)
+            transfer[2] += len(body)
+            self.stats["data"] += len(body)
+            if transfer[2] - transfer[3] >= FLUSH_EVERY:
+                self._flush()
         except Exception as exc:  # the flash filled up, or failed: the host hears at its next PUT
             self.stats["errors"] += 1
             self.failure = (transfer[0], exc)
             self._close_transfer()
-            return
-        transfer[2] += len(body)
-        self.stats["data"] += len(body)
-        if transfer[2] - transfer[3] >= FLUSH_EVERY:
-            self._flush()
 
     def _flush(self):
         transfer = self.transfer
@@ -309,6 +310,7 @@ class Pedal:
         if last is not None and last[0] == seq and self.active:
             self.out += last[1]  # the host did not get our reply: the same again
             return
+        message = None
         try:
             if len(payload) > CONTROL_MAX:  # decoded CBOR can be ~40x its size: bound it
                 raise LinkError("link: a control message of %d bytes is too long" % len(payload), E_BAD_REQUEST)
@@ -329,7 +331,24 @@ class Pedal:
             reply = {K_TYPE: ERROR, K_CODE: _code_of(exc), K_MESSAGE: exc.message}
         except OSError as exc:
             reply = {K_TYPE: ERROR, K_CODE: E_STORAGE, K_MESSAGE: "flash error: %s" % (exc,)}
-        wire = encode(CONTROL, seq, cbor.dumps(reply))
+        except MemoryError:
+            reply = None
+            if message is not None and message.get(K_TYPE) in (HELLO, LIST, STAT):  # read-only: again
+                gc.collect()
+                try:
+                    reply = self._request(message[K_TYPE], message) if message[K_TYPE] != HELLO else self._hello(message)
+                    reply[K_TYPE] = message[K_TYPE]
+                except Exception:
+                    reply = None
+        wire = None
+        if reply is not None:
+            try:
+                wire = encode(CONTROL, seq, cbor.dumps(reply))
+            except MemoryError:
+                wire = None
+        if wire is None:  # the pedal is short of memory: say so (small); the host may retry
+            reply = {K_TYPE: ERROR, K_CODE: E_BUSY, K_MESSAGE: "the pedal is short of memory; try again"}
+            wire = encode(CONTROL, seq, cbor.dumps(reply))
         self.last_request = (seq, wire)
         self.out += wire
 
@@ -375,17 +394,19 @@ class Pedal:
 
     def _list(self, start, limit=None):
         """Installed models from `start`, as many as fit in one frame (and `limit`)."""
-        models, active = self.store.models()
-        room = self.max_frame - 64
+        store = self.store
+        total = store.model_count()
+        room = min(self.max_frame, LIST_BYTES) - 64
         used = 0
-        at = start
-        end = len(models) if not limit else min(len(models), start + limit)
-        while at < end:
-            used += len(cbor.dumps(models[at]))
-            if used > room and at > start:
+        items = []
+        end = total if not limit else min(total, start + limit)
+        for at in range(start, end):
+            item = store.model_item(at)  # one at a time: the list is never copied whole
+            used += len(cbor.dumps(item))
+            if used > room and items:
                 break
-            at += 1
-        return {K_START: start, K_TOTAL: len(models), K_ACTIVE: active, K_MODELS: models[start:at]}
+            items.append(item)
+        return {K_START: start, K_TOTAL: total, K_ACTIVE: store.active_model(), K_MODELS: items}
 
     def _put(self, message):
         model_id = _field(message, K_ID, int)

@@ -30,13 +30,17 @@ class MemoryStore:
     def info(self):
         return {"board": "memory", "free": self.capacity, "firmware": "test"}
 
-    def models(self):
-        items = []
-        for model_id in sorted(self.installed):
-            data, meta = self.installed[model_id]
-            items.append([model_id, meta["name"], meta["platform"], meta["size_class"], len(data),
-                          hashlib.sha256(data).digest(), meta["updated_at"], meta["tone_id"]])
-        return items, self.active
+    def model_count(self):
+        return len(self.installed)
+
+    def model_item(self, index):
+        model_id = sorted(self.installed)[index]
+        data, meta = self.installed[model_id]
+        return [model_id, meta["name"], meta["platform"], meta["size_class"], len(data),
+                hashlib.sha256(data).digest(), meta["updated_at"], meta["tone_id"]]
+
+    def active_model(self):
+        return self.active
 
     def stat(self, model_id, size, sha):
         part = self.parts.get(model_id)

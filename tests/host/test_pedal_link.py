@@ -5,12 +5,14 @@ After each scenario the flash image is checked on the host with littlefs-python:
 model the manifest lists is complete and verifies, and no push is left half-installed.
 """
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 from link_helpers import NO_API, nam_bytes, open_link, pedal_env, sha, wav_bytes, write
 
@@ -175,3 +177,39 @@ def test_ctrl_c_leaves_the_firmware_for_the_repl_where_mpremote_works(pedal, tmp
     assert done.returncode == 0, done.stderr
     assert "42-" in done.stdout and ".nam" in done.stdout
     assert any("KeyboardInterrupt" in line for line in pedal.console_lines())
+
+
+def test_pedal_sync_downloads_favorites_here_and_pushes_what_the_pedal_lacks(lib, tmp_path):
+    from signin_helpers import configure, model_info, sign_in_home
+
+    from tonebridge.emulator.server import EmulatorServer
+
+    with EmulatorServer() as emulator:
+        configure(emulator.base_url, rate_limit=100000)  # three full listings: not a rate-limit test
+        sign_in_home(emulator.base_url, tmp_path / "home")
+        env = dict(os.environ, TONEBRIDGE_HOME=str(tmp_path / "home"), TONEBRIDGE_API=emulator.base_url,
+                   TONEBRIDGE_CACHE=str(tmp_path / "cache"))
+        sim = SimulatedPedal(NO_API, str(tmp_path / "flash.img"), lib=lib, env=pedal_env())
+
+        def sync():
+            done = subprocess.run(TONEBRIDGE + ["pedal", "sync", "--port", sim.serial_path, "--json"], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr + "\n".join(sim.console_lines()[-15:])
+            return json.loads(done.stdout)
+
+        with sim:
+            sim.start()
+            first = sync()
+            pushed = {item["id"] for item in first["pushed"]}
+            assert len(pushed) >= 20 and first["failed"] == [] and first["up_to_date"] == []
+            again = sync()
+            assert again["pushed"] == [] and set(again["up_to_date"]) == pushed
+            changed = httpx.post(emulator.base_url + "/_emulator/models/1008/update", timeout=5).json()
+            third = sync()
+            assert [item["id"] for item in third["pushed"]] == [1008]
+            sim.stop()
+        manifest, _ = check_library(sim.flash)
+        assert {e["id"] for e in manifest["models"]} == pushed
+        for entry in manifest["models"]:
+            assert entry["sha256"] == model_info(emulator.base_url, entry["id"])["sha256"]
+        assert [e["sha256"] for e in manifest["models"] if e["id"] == 1008] == [changed["sha256"]]
