@@ -393,7 +393,8 @@ class FailingStore(MemoryStore):
             raise self.error
 
 
-for _name in ("info", "models", "stat", "open", "write", "flush", "close", "commit", "delete", "activate"):
+for _name in ("info", "model_count", "model_item", "active_model", "stat", "open", "write", "flush", "close", "commit",
+              "delete", "activate"):
     def _failing(self, *args, _method=getattr(MemoryStore, _name)):
         self._call()
         return _method(self, *args)
