@@ -31,7 +31,7 @@ from tonecore.errors import IntegrityError, LinkError
 from tonecore.formats import FormatCheck
 
 from . import console
-from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, TONE, UPDATED, LibraryFull, TooLarge, extension, read_json, write_json
+from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, TONE, UPDATED, LibraryFull, TooLarge, read_json, write_json
 
 FIRMWARE = "tonebridge-pedal 0.1"
 QUIET_MS = 300
@@ -298,7 +298,7 @@ class SerialService:
         self.console = Console(kind)
         self.buf = bytearray(read_size if read_size > 1 else 256)
         try:
-            import deflate  # noqa: F401
+            import deflate  # noqa: F401  (a probe: stock ESP32 firmware has it)
 
             inflate = _inflate
         except ImportError:

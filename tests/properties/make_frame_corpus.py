@@ -40,7 +40,6 @@ from test_frame_props import (  # noqa: E402
     GARBAGE,
     LINK_FRAME,
     MUTATION,
-    cobs_decode_lenient,
     frames_within,
     mutate,
     reference_decode,

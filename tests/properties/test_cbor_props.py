@@ -12,36 +12,17 @@ same every run, as CI wants) unless TONEBRIDGE_FUZZ_RANDOM=1.  Each hypothesis e
 carries a batch of inputs: hypothesis's own cost per example is far above one decode.
 """
 
-import os
 import time
 import tracemalloc
 
 import cbor2
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tonecore.cbor import CborError, dumps, loads
 
-FUZZ_CASES = int(os.environ.get("TONEBRIDGE_FUZZ_EXAMPLES", "100000"))
-FUZZ_RANDOM = os.environ.get("TONEBRIDGE_FUZZ_RANDOM") == "1"
-BATCH = 25  # inputs decoded per hypothesis example
-# pytest-timeout's default (300 s) is too short for `make fuzz`: scale it with the work.
-FUZZ_TIMEOUT = pytest.mark.timeout(120 + FUZZ_CASES // 2000)
+from fuzzing import BATCH, FUZZ_CASES, FUZZ_TIMEOUT, ROUND_TRIP, fuzz_settings  # noqa: E402
 
-
-def fuzz_settings(cases, batch):
-    """Settings for a fuzz test that decodes `batch` inputs per example, `cases` in all."""
-    return settings(
-        max_examples=(cases + batch - 1) // batch,
-        deadline=None,
-        derandomize=not FUZZ_RANDOM,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-
-
-ROUND_TRIP = settings(max_examples=1000, deadline=None, derandomize=not FUZZ_RANDOM, database=None)
 
 INTEGERS = st.integers(min_value=-(2**64), max_value=2**64 - 1)
 SCALARS = st.none() | st.booleans() | INTEGERS | st.binary(max_size=40) | st.text(max_size=20)

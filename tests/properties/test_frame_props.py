@@ -30,7 +30,6 @@ import sys
 import zlib
 from binascii import crc32
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -41,31 +40,11 @@ from tonecore import cbor, link  # noqa: E402
 from tonecore.errors import LinkError  # noqa: E402
 from tonecore.frame import OVERHEAD, Decoder, encode  # noqa: E402
 
-FUZZ_CASES = int(os.environ.get("TONEBRIDGE_FUZZ_EXAMPLES", "100000"))
-FUZZ_RANDOM = os.environ.get("TONEBRIDGE_FUZZ_RANDOM") == "1"
-BATCH = 25  # inputs per hypothesis example
-# pytest-timeout's default (300 s) is too short for `make fuzz`: scale it with the work.
-FUZZ_TIMEOUT = pytest.mark.timeout(120 + FUZZ_CASES // 2000)
+from fuzzing import BATCH, FUZZ_CASES, FUZZ_TIMEOUT, fuzz_settings  # noqa: E402
+from fuzzing import FUZZ_RANDOM  # noqa: E402
 
-
-def fuzz_settings(cases, batch):
-    """Settings for a fuzz test that feeds `batch` inputs per example, `cases` in all."""
-    return settings(
-        max_examples=(cases + batch - 1) // batch,
-        deadline=None,
-        derandomize=not FUZZ_RANDOM,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
-    )
-
-
-ROUND_TRIP = settings(
-    max_examples=1000,
-    deadline=None,
-    derandomize=not FUZZ_RANDOM,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+ROUND_TRIP = settings(max_examples=1000, deadline=None, derandomize=not FUZZ_RANDOM, database=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # Small buffers (below the 7-byte minimum frame too), the edges of a COBS block, the
 # pedal's own sizes.
