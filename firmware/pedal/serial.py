@@ -38,14 +38,16 @@ QUIET_MS = 300
 INTERRUPT_MS = 100
 ENOSPC = 28
 
-# Link settings per console kind: (max raw frame, window, receive buffer, read size).
-# A UART REPL has a 260-byte ring that drops on overflow: the host may only have
-# that many bytes unread by us (less a margin).  Native USB and the simulator's pty
-# hold the host back themselves.
+# Link settings per console kind: (max raw frame, window, receive buffer, read size,
+# flush every).  A UART REPL has a 260-byte ring that drops on overflow: the host may
+# only have that many bytes unread by us (less a margin).  Native USB and the
+# simulator's pty hold the host back themselves.  A push is flushed to flash every
+# 16 KB on a UART (1.4 s of line at 115200: what a reset can cost), less often where
+# the line is fast.
 LINKS = {
-    "uart": (1024 + 16, 4096, 240, 1),
-    "usb": (4096 + 16, 16384, 0, 1),
-    "pty": (4096 + 16, 131072, 0, 4096),
+    "uart": (1024 + 16, 4096, 240, 1, 16 * 1024),
+    "usb": (4096 + 16, 16384, 0, 1, 64 * 1024),
+    "pty": (4096 + 16, 262144, 0, 4096, 256 * 1024),
 }
 
 
@@ -290,7 +292,7 @@ class SerialService:
         behind the link emulator's UART model says "uart")."""
         self.pedal = pedal
         kind = kind or getattr(boardinfo, "SERIAL", "uart")
-        max_frame, window, rx_buffer, _ = LINKS.get(profile or kind, LINKS["uart"])
+        max_frame, window, rx_buffer, _, flush_every = LINKS.get(profile or kind, LINKS["uart"])
         read_size = min(LINKS.get(kind, LINKS["uart"])[3], max_frame)
         hook = pedal.settings.get("on_serial_start")
         if hook:
@@ -304,7 +306,7 @@ class SerialService:
         except ImportError:
             inflate = None
         self.store = FlashStore(pedal, pedal.http.buf)
-        self.proto = link.Pedal(self.store, max_frame, window, rx_buffer, inflate)
+        self.proto = link.Pedal(self.store, max_frame, window, rx_buffer, inflate, flush_every)
         self.last_byte_ms = None
         self.burst_ms = None
         self.active = False

@@ -109,7 +109,7 @@ ACK_FORMAT = "<HIIIB"
 DATA_HEADER = const(4)  # the offset in front of a DATA payload
 CREDIT_EVERY = const(64)  # with a small rx_buffer, an ACK after this many bytes pulled
 SESSION_MS = const(5000)  # a session with no good frame for this long is over
-FLUSH_EVERY = const(64 * 1024)  # received data is made durable at least this often
+FLUSH_EVERY = const(64 * 1024)  # by default, received data is made durable this often
 LIST_BYTES = const(1024)  # a LIST reply stays this small: little heap, and survives a noisy line
 CONTROL_MAX = const(512)  # the longest control request the pedal decodes (a PUT is ~200)
 
@@ -168,13 +168,15 @@ class Pedal:
         rx_buffer: the console's receive buffer in bytes (260 on an ESP32 UART REPL), or
             0 when the link has flow control of its own (native USB, a pty).
         inflate: a function(bytes) -> bytes that undoes raw deflate, or None (no DEFLATE).
+        flush_every: received data is made durable (store.flush) at least this often.
 
     `receive(data, now_ms)` returns the bytes to send back.  `active` is True while a
     session is open (the console must then pass 0x03 through as data).
     """
 
-    def __init__(self, store, max_frame=4096 + 16, window=8192, rx_buffer=0, inflate=None):
+    def __init__(self, store, max_frame=4096 + 16, window=8192, rx_buffer=0, inflate=None, flush_every=FLUSH_EVERY):
         self.store = store
+        self.flush_every = flush_every
         self.decoder = Decoder(max_frame)
         self.max_frame = max_frame
         self.window = window
@@ -188,6 +190,7 @@ class Pedal:
         self.transfer = None  # [model id, size, next offset, durable offset]
         self.gap = False
         self.acked_next = self.acked_durable = 0  # what the last ACK said
+        self.ack_anchor = self.ack_pulled = None
         self.failure = None  # (model id, exception) of a write that failed mid-transfer
         self.stats = {"frames": 0, "data": 0, "duplicates": 0, "gaps": 0, "errors": 0}
 
@@ -196,25 +199,20 @@ class Pedal:
     def receive(self, data, now_ms, end=None):
         """Handle the bytes `data[:end]` read from the console; returns bytes to write."""
         self.out = out = bytearray()
-        acked = False
-        changed = False
         for kind, seq, payload in self.decoder.feed(data, end):
             self.anchor = seq
             self.last_frame_ms = now_ms
             self.stats["frames"] += 1
-            changed = True
             if kind == CONTROL:
                 self._control(seq, payload)
             elif kind == DATA or kind == DEFLATE:
                 self._data(kind, payload)
                 if self._ack_due():
                     self._ack()
-                    acked = True
             elif kind == ACK:
                 pass  # our own kind echoed back (a loopback): ignore
-        pulled = self.decoder.pulled
-        if self.active and self.rx_buffer:  # credit for the bytes read since the last ACK
-            if (acked and pulled) or (not acked and (changed or pulled >= CREDIT_EVERY)):
+        if self.active and self.rx_buffer:  # credit: a frame ended, or CREDIT_EVERY more bytes read
+            if self.anchor != self.ack_anchor or self.decoder.pulled - self.ack_pulled >= CREDIT_EVERY:
                 self._ack()
         self.out = bytearray()
         return out
@@ -252,6 +250,7 @@ class Pedal:
             self.gap = False
         pulled = self.decoder.pulled
         self.acked_next, self.acked_durable = nxt, durable
+        self.ack_anchor, self.ack_pulled = self.anchor, pulled
         self.out += encode(ACK, self.anchor, struct.pack(ACK_FORMAT, self.anchor, pulled, nxt, durable, flags))
 
     # -- DATA -------------------------------------------------------------------
@@ -283,7 +282,7 @@ class Pedal:
             self.store.write(body)
             transfer[2] += len(body)
             self.stats["data"] += len(body)
-            if transfer[2] - transfer[3] >= FLUSH_EVERY:
+            if transfer[2] - transfer[3] >= self.flush_every:
                 self._flush()
         except Exception as exc:  # the flash filled up, or failed: the host hears at its next PUT
             self.stats["errors"] += 1

@@ -6,17 +6,9 @@ Runs under pytest and under MicroPython (tests/core/run_micropython.py).
 import unittest
 from binascii import unhexlify
 
+from cbor_helpers import typed
 from tonecore.cbor import CborError, dumps, loads
 from tonecore.errors import ProtocolError
-
-
-def typed(value):
-    """`value` with every item tagged by its type, so that True != 1 and b"" != ""."""
-    if isinstance(value, list):
-        return ("list", [typed(item) for item in value])
-    if isinstance(value, dict):
-        return ("dict", dict((typed(k), typed(v)) for k, v in value.items()))
-    return (type(value).__name__, value)
 
 
 def dicts_keep_order():

@@ -9,15 +9,7 @@ import unittest
 
 from cbor_corpus import CORPUS
 from tonecore.cbor import CborError, dumps, loads
-
-
-def typed(value):
-    """`value` with every item tagged by its type, so that True != 1 and b"" != ""."""
-    if isinstance(value, list):
-        return ("list", [typed(item) for item in value])
-    if isinstance(value, dict):
-        return ("dict", dict((typed(k), typed(v)) for k, v in value.items()))
-    return (type(value).__name__, value)
+from cbor_helpers import typed
 
 
 def is_error(expected):

@@ -12,7 +12,6 @@ import struct
 import termios
 import threading
 import time
-import tty
 
 import pytest
 import serial
@@ -21,17 +20,6 @@ from tonebridge.linkemu import LinkEmulator
 from tonebridge.sim import SimulatedPedal
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def pedal_pty():
-    """(master fd, slave path): the pedal's serial port; the test plays the firmware on the master."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
-    os.close(slave)
-    yield master, path
-    os.close(master)
 
 
 @pytest.fixture
@@ -113,8 +101,8 @@ def wait_until(condition, timeout=5.0):
 
 
 @pytest.mark.parametrize("baud", [115200, 921600])
-def test_each_direction_runs_at_about_baud_over_10_at_the_same_time(pedal_pty, host_port, baud):
-    master, path = pedal_pty
+def test_each_direction_runs_at_about_baud_over_10_at_the_same_time(pty_port, host_port, baud):
+    master, path = pty_port
     size = int(baud / 10 * 1.2)  # 1.2 s of line time each way
     to_pedal, to_host = pattern(size), pattern(size, salt=1)
     with LinkEmulator(path, baud=baud) as emulator:
@@ -135,8 +123,8 @@ def test_each_direction_runs_at_about_baud_over_10_at_the_same_time(pedal_pty, h
     assert stats["to_pedal_bytes"] == stats["to_host_bytes"] == size
 
 
-def test_unthrottled_it_passes_every_byte_value_both_ways(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_unthrottled_it_passes_every_byte_value_both_ways(pty_port, host_port):
+    master, path = pty_port
     every_byte = bytes(range(256)) * 64
     with LinkEmulator(path) as emulator:
         port = host_port(emulator.host_path)
@@ -146,8 +134,8 @@ def test_unthrottled_it_passes_every_byte_value_both_ways(pedal_pty, host_port):
         assert port.read(len(every_byte)) == every_byte[::-1]
 
 
-def test_a_slow_line_back_pressures_the_host(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_a_slow_line_back_pressures_the_host(pty_port, host_port):
+    master, path = pty_port
     with LinkEmulator(path, baud=115200) as emulator:
         port = host_port(emulator.host_path)
         fd = port.fileno()
@@ -166,8 +154,8 @@ def test_a_slow_line_back_pressures_the_host(pedal_pty, host_port):
 # -- the pedal's receive buffer --------------------------------------------------------
 
 
-def test_a_pedal_that_does_not_read_loses_what_overflows_its_receive_buffer(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_a_pedal_that_does_not_read_loses_what_overflows_its_receive_buffer(pty_port, host_port):
+    master, path = pty_port
     with LinkEmulator(path, baud=115200, rx_buffer=260, rx_pending=lambda: unread(master)) as emulator:
         port = host_port(emulator.host_path)
         port.write(pattern(2000))
@@ -178,8 +166,8 @@ def test_a_pedal_that_does_not_read_loses_what_overflows_its_receive_buffer(peda
     assert read_exactly(master, 2000, timeout=0.2) == pattern(stats["to_pedal_bytes"])  # the first bytes
 
 
-def test_a_pedal_that_keeps_up_loses_nothing(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_a_pedal_that_keeps_up_loses_nothing(pty_port, host_port):
+    master, path = pty_port
     size = 5760  # 0.5 s at 115200; the ring fills in 22 ms if nobody reads
     reader = Reader(master, size)
     with LinkEmulator(path, baud=115200, rx_buffer=260, rx_pending=lambda: unread(master)) as emulator:
@@ -213,8 +201,8 @@ def flipped_bits(a, b):
     return sum(bin(x ^ y).count("1") for x, y in zip(a, b))
 
 
-def test_drop_rate_and_ber_make_about_the_expected_faults_the_same_for_a_seed(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_drop_rate_and_ber_make_about_the_expected_faults_the_same_for_a_seed(pty_port, host_port):
+    master, path = pty_port
     data = pattern(100000)
 
     received, stats = send_through(path, master, data, host_port, drop_rate=0.01, seed=7)
@@ -231,8 +219,8 @@ def test_drop_rate_and_ber_make_about_the_expected_faults_the_same_for_a_seed(pe
     assert again == flipped and other != flipped  # the faults depend on the seed, not on timing
 
 
-def test_faults_hit_the_host_side_only_with_both_ways(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_faults_hit_the_host_side_only_with_both_ways(pty_port, host_port):
+    master, path = pty_port
     for both_ways, expect_faults in ((True, True), (False, False)):
         with LinkEmulator(path, drop_rate=0.05, both_ways=both_ways) as emulator:
             port = host_port(emulator.host_path)
@@ -244,8 +232,8 @@ def test_faults_hit_the_host_side_only_with_both_ways(pedal_pty, host_port):
             port.close()
 
 
-def test_a_fault_knob_can_be_turned_while_it_runs(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_a_fault_knob_can_be_turned_while_it_runs(pty_port, host_port):
+    master, path = pty_port
     with LinkEmulator(path) as emulator:
         port = host_port(emulator.host_path)
         port.write(b"clean ")
@@ -261,8 +249,8 @@ def test_a_fault_knob_can_be_turned_while_it_runs(pedal_pty, host_port):
 # -- stalls and the cable ------------------------------------------------------------------
 
 
-def test_a_stall_holds_bytes_back_for_that_long(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_a_stall_holds_bytes_back_for_that_long(pty_port, host_port):
+    master, path = pty_port
     with LinkEmulator(path, baud=921600) as emulator:
         port = host_port(emulator.host_path)
         port.write(b"a")
@@ -275,8 +263,8 @@ def test_a_stall_holds_bytes_back_for_that_long(pedal_pty, host_port):
         assert emulator.stats()["stalls"] == 1
 
 
-def test_a_pulled_cable_fails_the_hosts_reads_and_writes_and_a_new_one_works(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_a_pulled_cable_fails_the_hosts_reads_and_writes_and_a_new_one_works(pty_port, host_port):
+    master, path = pty_port
     with LinkEmulator(path, baud=921600) as emulator:
         first_path = emulator.host_path
         port = host_port(first_path)
@@ -299,8 +287,8 @@ def test_a_pulled_cable_fails_the_hosts_reads_and_writes_and_a_new_one_works(ped
     assert stats["disconnects"] == 1 and stats["reconnects"] == 1
 
 
-def test_disconnect_after_pulls_the_cable_after_exactly_that_many_bytes(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_disconnect_after_pulls_the_cable_after_exactly_that_many_bytes(pty_port, host_port):
+    master, path = pty_port
     with LinkEmulator(path, baud=921600) as emulator:
         port = host_port(emulator.host_path)
         emulator.disconnect_after(3000)
@@ -318,8 +306,8 @@ def test_disconnect_after_pulls_the_cable_after_exactly_that_many_bytes(pedal_pt
         assert emulator.stats()["disconnects"] == 1
 
 
-def test_close_leaves_no_thread_and_no_descriptor_behind(pedal_pty, host_port):
-    master, path = pedal_pty
+def test_close_leaves_no_thread_and_no_descriptor_behind(pty_port, host_port):
+    master, path = pty_port
     fds_before = set(os.listdir("/proc/self/fd"))
     emulator = LinkEmulator(path, baud=115200).start()
     port = host_port(emulator.host_path)

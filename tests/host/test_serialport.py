@@ -5,7 +5,6 @@ import fcntl
 import os
 import struct
 import termios
-import tty
 
 import pytest
 import serial
@@ -14,17 +13,6 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from tonebridge import serialport
 from tonecore.errors import UsageError
-
-
-@pytest.fixture
-def pty_port():
-    """(master fd, slave path) of a raw pty: the pedal's side and the port's path."""
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    path = os.ttyname(slave)
-    os.close(slave)
-    yield master, path
-    os.close(master)
 
 
 def usb_port(device, vid, pid, description="n/a"):
