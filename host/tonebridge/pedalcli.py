@@ -3,7 +3,7 @@
     tonebridge pedal info      [--port PORT] [--json]   board, free flash, link limits
     tonebridge pedal ls        [--port PORT] [--json]   the models installed
     tonebridge pedal push FILE [--id N] [--name] [--platform] [--activate] [--json]
-    tonebridge pedal rm MODEL / activate MODEL          MODEL: an id or an exact name
+    tonebridge pedal rm MODEL / activate MODEL [--json] MODEL: an id or an exact name
     tonebridge pedal sync      [--port PORT] [--json]   your favorites, downloaded here
                                                         and pushed where missing
 
@@ -166,17 +166,27 @@ def _manage(action, model, port, baud):
 @pedal_group.command()
 @click.argument("model")
 @port_options
-def rm(model, port, baud):
+@json_option
+def rm(model, port, baud, as_json):
     """Delete MODEL (an id or a name) from the pedal."""
-    click.echo("Deleted model %d from the pedal." % _manage("delete", model, port, baud))
+    model_id = _manage("delete", model, port, baud)
+    if as_json:
+        output.emit_json({"id": model_id, "deleted": True})
+    else:
+        click.echo("Deleted model %d from the pedal." % model_id)
 
 
 @pedal_group.command()
 @click.argument("model")
 @port_options
-def activate(model, port, baud):
+@json_option
+def activate(model, port, baud, as_json):
     """Make MODEL (an id or a name) the pedal's active model."""
-    click.echo("Model %d is now active." % _manage("activate", model, port, baud))
+    model_id = _manage("activate", model, port, baud)
+    if as_json:
+        output.emit_json({"id": model_id, "active": True})
+    else:
+        click.echo("Model %d is now active." % model_id)
 
 
 def cache_dir():

@@ -46,7 +46,8 @@ def test_push_list_activate_delete_and_the_flash_agrees(pedal, tmp_path):
                            size_class="standard", updated_at="2026-01-02T03:04:05Z")
         second = link_.push(write(tmp_path / "cab.wav", wav), 502, name="Cab", platform="ir")
         assert (first.size, first.sha256, first.resumed_from) == (len(nam), sha(nam), 0)
-        assert second.sha256 == sha(wav)
+        assert first.compressed_frames > 0  # JSON weights deflate well: sent compressed
+        assert second.sha256 == sha(wav) and second.compressed_frames == 0  # noise does not
         models, active = link_.models()
         assert [(m.id, m.name, m.bytes, m.sha256) for m in models] == [
             (501, "Crunch", len(nam), sha(nam)), (502, "Cab", len(wav), sha(wav))]
@@ -155,7 +156,8 @@ def test_cli_push_ls_activate_rm_and_errors(pedal, tmp_path):
     assert '"name": "Lead"' in listed.stdout and '"active": true' in listed.stdout
     info = cli("info", *port)
     assert info.returncode == 0 and "unix_sim" in info.stdout and "1 models installed" in info.stdout
-    assert cli("activate", "Lead", *port).returncode == 0
+    made = cli("activate", "Lead", "--json", *port)
+    assert made.returncode == 0 and json.loads(made.stdout) == {"id": 901, "active": True}
     gone = cli("rm", "Lead", *port)
     assert gone.returncode == 0 and "Deleted model 901" in gone.stdout
     missing = cli("rm", "Lead", *port)
