@@ -22,6 +22,7 @@ Every step runs the real CLI in a subprocess; nothing is mocked.
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,7 @@ class Emulator:
 def cli(env, *args, capture=False):
     """Run `tonebridge ARGS`; print its output unless captured; return the completed process."""
     cmd = [sys.executable, "-m", "tonebridge", *args]
-    print("$ tonebridge " + " ".join(args), flush=True)
+    print("$ tonebridge " + " ".join(shlex.quote(arg) for arg in args), flush=True)
     done = subprocess.run(cmd, env=env, text=True, capture_output=capture)
     if done.returncode != 0:
         if capture:
@@ -219,6 +220,19 @@ def pedal_part(emulator, out, type_code):
     return flash, console
 
 
+def _line_bytes(path, chunk=1024):
+    """About how many bytes a push of `path` puts on the line (chunks deflated where that pays)."""
+    import zlib
+
+    total = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            packer = zlib.compressobj(6, zlib.DEFLATED, -9)
+            packed = len(packer.compress(block) + packer.flush())
+            total += min(len(block), packed) + 13
+    return total
+
+
 def usb_part(env, out, models_dir, flash):
     """The pedal on an emulated USB-UART link: info, sync, a push cut and resumed, ls, rm."""
     from .flashimage import check_library
@@ -237,8 +251,9 @@ def usb_part(env, out, models_dir, flash):
             files = sorted((os.path.getsize(os.path.join(models_dir, n)), n) for n in os.listdir(models_dir))
             size, name = files[-1]
             path = os.path.join(models_dir, name)
-            emu.disconnect_after(size // 2)
-            print("(the cable will be pulled once %d bytes are on the line)" % (size // 2), flush=True)
+            half = _line_bytes(path) // 2  # models go deflated where that pays: half of what goes on the line
+            emu.disconnect_after(half)
+            print("(the cable will be pulled once %d bytes are on the line, about half-way)" % half, flush=True)
             print("$ tonebridge pedal push %s --name 'From my computer' --port %s" % (path, emu.host_path), flush=True)
             cut = subprocess.run([sys.executable, "-m", "tonebridge", "pedal", "push", path, "--name", "From my computer",
                                   "--port", emu.host_path], env=env, text=True, capture_output=True)
