@@ -347,10 +347,10 @@ class LinkEmulator:
     def _disconnect(self):
         if self._host_fd is None:
             return
+        self.host_path = None  # before the close: whoever sees the port fail sees this too
         os.close(self._host_fd)
         self._host_fd = None
         self._host_present = False
-        self.host_path = None
         self._disconnect_countdown = None
         self._to_pedal.discard()
         self._to_host.discard()

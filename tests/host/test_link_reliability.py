@@ -163,8 +163,7 @@ def test_two_hundred_pushes_with_random_faults_never_corrupt_the_library(lib, tm
                         bench.link.port.close()
                     except OSError:
                         pass
-                    if bench.emu.host_path is None:  # the cable was pulled
-                        bench.emu.reconnect()
+                    bench.emu.reconnect()  # a fresh cable, whether or not this one was pulled
                     bench.connect()
                 bench.emu.drop_rate = bench.emu.ber = 0.0
                 result = push(bench, path, model_id)
