@@ -28,3 +28,9 @@ def fuzz_settings(cases, batch):
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
     )
+
+
+def corpus_settings(examples):
+    """Settings for the corpus generators (make_*_corpus.py): deterministic, no health checks."""
+    return settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))

@@ -23,15 +23,17 @@ import re
 import sys
 
 import cbor2
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "core"))
 
+from fuzzing import corpus_settings  # noqa: E402
 from test_cbor import RFC_EXAMPLES, RFC_REFUSED  # noqa: E402
-from test_cbor_props import MUTATION, VALUES, mutate, typed  # noqa: E402
+from cbor_helpers import typed  # noqa: E402
+from test_cbor_props import MUTATION, VALUES, mutate  # noqa: E402
 from tonecore.cbor import CborError, dumps, loads  # noqa: E402
 
 TARGET = os.path.join(HERE, "..", "core", "cbor_corpus.py")
@@ -145,13 +147,7 @@ class Corpus:
         return sorted((pair for kept in self.by_key.values() for pair in kept), key=lambda pair: (len(pair[0]), pair[0]))
 
 
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+SETTINGS = corpus_settings(EXAMPLES)
 
 
 def collect(corpus):

@@ -27,7 +27,7 @@ import os
 import sys
 from binascii import crc32
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,6 +35,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "core"))
 
 import tonecore.frame  # noqa: E402
+from fuzzing import corpus_settings  # noqa: E402
 from test_frame_props import (  # noqa: E402
     BYTE,
     GARBAGE,
@@ -204,13 +205,7 @@ def pin_edge_cases(corpus):
 
 # ---------------------------------------------------------------- generated inputs
 
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+SETTINGS = corpus_settings(EXAMPLES)
 
 
 def collect(corpus):

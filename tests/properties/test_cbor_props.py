@@ -12,6 +12,8 @@ same every run, as CI wants) unless TONEBRIDGE_FUZZ_RANDOM=1.  Each hypothesis e
 carries a batch of inputs: hypothesis's own cost per example is far above one decode.
 """
 
+import os
+import sys
 import time
 import tracemalloc
 
@@ -22,6 +24,9 @@ from hypothesis import strategies as st
 from tonecore.cbor import CborError, dumps, loads
 
 from fuzzing import BATCH, FUZZ_CASES, FUZZ_TIMEOUT, ROUND_TRIP, fuzz_settings  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "core"))
+from cbor_helpers import typed  # noqa: E402
 
 
 INTEGERS = st.integers(min_value=-(2**64), max_value=2**64 - 1)
@@ -40,16 +45,6 @@ ENCODABLE = st.recursive(
     | st.dictionaries(KEYS, inner, max_size=5),
     max_leaves=25,
 )
-
-
-def typed(value):
-    """`value` with every item tagged by its type (True != 1, b"" != ""); tuples read as
-    lists, as they decode."""
-    if isinstance(value, (list, tuple)):
-        return ("list", [typed(item) for item in value])
-    if isinstance(value, dict):
-        return ("dict", {typed(k): typed(v) for k, v in value.items()})
-    return (type(value).__name__, value)
 
 
 def depth(value):
