@@ -30,6 +30,7 @@ RETRIES = 5  # ...this many times, then the pedal is "not answering"
 IDLE_S = 2.5  # a session unused for longer is opened again (the pedal ends it after 5 s)
 RESUMES = 3  # a push whose session was lost mid-way is resumed this many times
 COMPRESS_BELOW = 0.9  # a chunk goes deflated only when that makes it this much smaller
+BATCH_BYTES = 64 * 1024  # queued at once where the link holds the host back by itself
 ERROR_NAMES = link.ERROR_NAMES
 
 
@@ -330,30 +331,34 @@ class PedalLink:
         reported = -1
         try:
             while not sender.done():
-                if not pending:
+                # Queue a frame when nothing waits; on a link with flow control of its
+                # own (no rx_buffer) queue up to BATCH_BYTES, for fewer, larger writes.
+                while not pending or (not info["rx_buffer"] and len(pending) < BATCH_BYTES):
                     chunk = sender.next_chunk()
-                    if chunk is not None:
-                        at, count = chunk
-                        handle.seek(at)
-                        data = handle.read(count)
-                        if len(data) != count:
-                            raise UsageError("the file changed while it was being sent")
-                        kind = link.DATA
-                        if compress and skip_compress == 0:
-                            packed = _deflate(data)
-                            if len(packed) < len(data) * COMPRESS_BELOW:
-                                data, kind = packed, link.DEFLATE
-                                totals["compressed"] += 1
-                            else:
-                                skip_compress = 16  # incompressible: look again later
-                        elif skip_compress:
-                            skip_compress -= 1
-                        seq = self._next_seq()
-                        wire = link.data_frame(seq, at, data, kind)
-                        sender.data_queued(seq, at, count, len(wire))
-                        totals["sent"] += count
-                        pending += wire
-                        fresh = True
+                    if chunk is None:
+                        break
+                    at, count = chunk
+                    handle.seek(at)
+                    data = handle.read(count)
+                    if len(data) != count:
+                        raise UsageError("the file changed while it was being sent")
+                    kind = link.DATA
+                    if compress and skip_compress == 0:
+                        packed = _deflate(data)
+                        if len(packed) < len(data) * COMPRESS_BELOW:
+                            data, kind = packed, link.DEFLATE
+                            totals["compressed"] += 1
+                        else:
+                            skip_compress = 16  # incompressible: look again later
+                    elif skip_compress:
+                        skip_compress -= 1
+                    seq = self._next_seq()
+                    wire = link.data_frame(seq, at, data, kind)
+                    sender.data_queued(seq, at, count, len(wire))
+                    totals["sent"] += count
+                    if not pending:
+                        fresh = True  # (a frame cut by a rewind is only ever at the front)
+                    pending += wire
                 budget = min(len(pending), sender.budget())
                 timeout = 0.05 if pending and budget <= 0 else 0.2
                 readable, writable, _ = select.select([self.fd], [self.fd] if budget > 0 else [], [], timeout)
