@@ -17,7 +17,7 @@ from signin_helpers import configure, model_info
 
 from tonebridge import phone
 from tonebridge.emulator.server import EmulatorServer
-from tonebridge.sim import SimulatedPedal, stage_firmware
+from tonebridge.sim import SimError, SimulatedPedal, stage_firmware
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib
     with pedal_for(emulator, flash, lib) as pedal:
         pedal.start()
         again = wait_status(pedal, sync_finished, 120, "finished sync")
-        assert again["signed_in"] and again["sync"]["installed"] == 1  # the deleted one
+        assert again["signed_in"] and again["sync"]["installed"] == 1, again["sync"]  # the deleted one
         assert again["sync"]["up_to_date"] == len(models) - 1
         assert again["active"] == second
 
@@ -169,7 +169,10 @@ def test_power_loss_during_installs_never_tears_a_model_and_resumes(emulator, li
         pedal = pedal_for(emulator, flash, lib)
         pedal.start()
         try:
-            pedal.wait_for_console(lambda line: "sync: model" in line or "sync: done" in line, 60)
+            try:
+                pedal.wait_for_console(lambda line: "sync: model" in line or "sync: done" in line, 60)
+            except SimError as error:
+                raise AssertionError("%s; console: %s" % (error, " | ".join(pedal.console_lines()[-8:])))
             time.sleep(rng.uniform(0, 0.4))
         finally:
             lines_before_kill = pedal.console_lines()
