@@ -137,7 +137,7 @@ class PedalLink:
         while view:
             remaining = deadline - self.clock()
             if remaining <= 0:
-                raise LinkError("link: the pedal is not reading (write timed out)")
+                raise LinkError("the pedal is not reading (write timed out)")
             _, writable, _ = select.select([], [self.fd], [], remaining)
             if writable:
                 view = view[self._send(view):]
@@ -148,7 +148,7 @@ class PedalLink:
         except BlockingIOError:
             return 0
         except OSError as error:
-            raise LinkError("link: the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
+            raise LinkError("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
         self.stats["wire_out"] += count
         self.last_io = self.clock()
         return count
@@ -163,9 +163,9 @@ class PedalLink:
         except BlockingIOError:
             return []
         except OSError as error:
-            raise LinkError("link: the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
+            raise LinkError("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
         if not data:
-            raise LinkError("link: the serial port was closed (unplugged?)")
+            raise LinkError("the serial port was closed (unplugged?)")
         self.stats["wire_in"] += len(data)
         return [(kind, seq, bytes(payload)) for kind, seq, payload in self.decoder.feed(data)]
 

@@ -127,7 +127,7 @@ def parse_control(payload):
     """The CBOR map of a CONTROL payload; ProtocolError when it is not one."""
     message = cbor.loads(payload)
     if type(message) is not dict or type(message.get(K_TYPE)) is not int:
-        raise ProtocolError("link: a control message must be a map with a type")
+        raise ProtocolError("a control message must be a map with a type")
     return message
 
 
@@ -139,7 +139,7 @@ def data_frame(seq, offset, payload, kind=DATA):
 def parse_ack(payload):
     """(anchor, pulled, next, durable, flags) of an ACK payload."""
     if len(payload) != struct.calcsize(ACK_FORMAT):
-        raise ProtocolError("link: an ACK has %d bytes" % len(payload))
+        raise ProtocolError("an ACK has %d bytes" % len(payload))
     return struct.unpack(ACK_FORMAT, payload)
 
 
@@ -153,7 +153,7 @@ def _field(message, key, kind, required=True):
     if value is None and not required:
         return None
     if type(value) is not kind or (kind is int and value < 0):
-        raise LinkError("link: field %d is missing or not a %s" % (key, kind.__name__), E_BAD_REQUEST)
+        raise LinkError("field %d is missing or not a %s" % (key, kind.__name__), E_BAD_REQUEST)
     return value
 
 
@@ -312,13 +312,13 @@ class Pedal:
         message = None
         try:
             if len(payload) > CONTROL_MAX:  # decoded CBOR can be ~40x its size: bound it
-                raise LinkError("link: a control message of %d bytes is too long" % len(payload), E_BAD_REQUEST)
+                raise LinkError("a control message of %d bytes is too long" % len(payload), E_BAD_REQUEST)
             message = parse_control(payload)
             kind = message[K_TYPE]
             if kind == HELLO:
                 reply = self._hello(message)
             elif not self.active:
-                raise LinkError("link: HELLO first", E_NO_SESSION)
+                raise LinkError("HELLO first", E_NO_SESSION)
             else:
                 reply = self._request(kind, message)
             reply[K_TYPE] = kind
@@ -354,7 +354,7 @@ class Pedal:
     def _hello(self, message):
         version = message.get(K_VERSION)
         if version != VERSION:
-            raise LinkError("link: the pedal speaks protocol %d, not %s" % (VERSION, version), E_VERSION)
+            raise LinkError("the pedal speaks protocol %d, not %s" % (VERSION, version), E_VERSION)
         self.end_session()
         self.active = True
         info = self.store.info()
@@ -389,7 +389,7 @@ class Pedal:
         if kind == BYE:
             self.end_session()
             return {}
-        raise LinkError("link: unknown message type %d" % kind, E_BAD_REQUEST)
+        raise LinkError("unknown message type %d" % kind, E_BAD_REQUEST)
 
     def _list(self, start, limit=None):
         """Installed models from `start`, as many as fit in one frame (and `limit`)."""
@@ -412,7 +412,7 @@ class Pedal:
         size = _field(message, K_SIZE, int)
         sha = _field(message, K_SHA, bytes)
         if len(sha) != 32:
-            raise LinkError("link: sha256 must be 32 bytes", E_BAD_REQUEST)
+            raise LinkError("sha256 must be 32 bytes", E_BAD_REQUEST)
         self._close_transfer()
         failure, self.failure = self.failure, None
         if failure is not None and failure[0] == model_id and not isinstance(failure[1], OSError):
@@ -431,9 +431,9 @@ class Pedal:
     def _commit(self, model_id):
         transfer = self.transfer
         if transfer is None or transfer[0] != model_id:
-            raise LinkError("link: no transfer of model %d is open" % model_id, E_NO_TRANSFER)
+            raise LinkError("no transfer of model %d is open" % model_id, E_NO_TRANSFER)
         if transfer[2] != transfer[1]:
-            raise LinkError("link: model %d has %d of %d bytes" % (model_id, transfer[2], transfer[1]), E_INTEGRITY)
+            raise LinkError("model %d has %d of %d bytes" % (model_id, transfer[2], transfer[1]), E_INTEGRITY)
         self._flush()
         self.transfer = None
         sha = self.store.commit()  # verifies from flash, installs; raises on a mismatch
@@ -568,7 +568,7 @@ class Sender:
         self.failures += 1
         self.timeouts += 1
         if self.failures > self.max_failures:
-            raise LinkError("link: the pedal stopped answering (%d timeouts in a row at offset %d)"
+            raise LinkError("the pedal stopped answering (%d timeouts in a row at offset %d)"
                             % (self.failures - 1, self.acked))
         self.read_through = self.written_total  # whatever was in flight is read or lost by now
         self.last_progress_ms = now_ms
