@@ -87,7 +87,6 @@ class PedalLink:
         self.seq = random.randrange(0x10000)
         self.info = None
         self.last_io = None
-        self.inbox = []  # frames read while waiting for something else
         self.last_seq = None  # of the last request answered
         self.sender = None  # of the last transfer (what it sent, also after a failure)
         self.stats = {"wire_out": 0, "wire_in": 0}
@@ -201,7 +200,7 @@ class PedalLink:
     def _wait_reply(self, seq, timeout):
         deadline = self.clock() + timeout
         while True:
-            for kind, frame_seq, payload in self._take_inbox() or self._read(deadline - self.clock()):
+            for kind, frame_seq, payload in self._read(deadline - self.clock()):
                 if kind == link.CONTROL and frame_seq == seq:
                     try:
                         return link.parse_control(payload)
@@ -209,10 +208,6 @@ class PedalLink:
                         return None
             if self.clock() >= deadline:
                 return None
-
-    def _take_inbox(self):
-        frames, self.inbox = self.inbox, []
-        return frames
 
     def request(self, kind, fields=None, retries=None):
         """Send a control request and return the pedal's reply (a dict); LinkError on an

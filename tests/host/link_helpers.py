@@ -60,9 +60,3 @@ def pedal_env(**extra):
     env = {"TONEBRIDGE_SYNC_ON_BOOT": "0"}
     env.update(extra)
     return env
-
-
-def parts_left(flash_dir_listing):
-    return [name for name in flash_dir_listing if name.endswith(".part") or name.endswith(".part.json")]
-
-
