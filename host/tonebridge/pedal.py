@@ -112,7 +112,9 @@ class PedalLink:
         return self
 
     def __exit__(self, kind, value, tb):
-        self.close(bye=kind is None or not issubclass(kind, (OSError, LinkError)))
+        # BYE unless the link itself broke (a refusal by the pedal leaves the link fine)
+        broken = isinstance(value, OSError) or (isinstance(value, LinkError) and value.code is None)
+        self.close(bye=not broken)
 
     def close(self, bye=True):
         try:

@@ -258,7 +258,7 @@ CODE_PROBE = """
 import gc
 gc.collect()
 before = gc.mem_alloc()
-import pedal.sim, pedal.main, pedal.portal, pedal.sync
+import pedal.sim, pedal.main, pedal.portal, pedal.serial, pedal.sync
 gc.collect()
 print(gc.mem_alloc() - before)
 """
@@ -276,7 +276,7 @@ def code_heap(lib):
     for folder, _, files in os.walk(lib):
         names += ["%s:%d" % (os.path.relpath(os.path.join(folder, n), lib), os.path.getsize(os.path.join(folder, n)))
                   for n in files if n.endswith(".mpy")]
-    key = hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\n".join(sorted(names) + [CODE_PROBE]).encode()).hexdigest()[:16]
     cache = os.path.join(lib, ".code-heap")
     try:
         with open(cache) as f:
