@@ -31,6 +31,7 @@ IDLE_S = 2.5  # a session unused for longer is opened again (the pedal ends it a
 RESUMES = 3  # a push whose session was lost mid-way is resumed this many times
 COMPRESS_BELOW = 0.9  # a chunk goes deflated only when that makes it this much smaller
 BATCH_BYTES = 64 * 1024  # queued at once where the link holds the host back by itself
+ERROR_NAMES = link.ERROR_NAMES
 
 
 class PedalModel:
@@ -88,6 +89,7 @@ class PedalLink:
         self.last_io = None
         self.last_seq = None  # of the last request answered
         self.sender = None  # of the last transfer (what it sent, also after a failure)
+        self.stats = {"wire_out": 0, "wire_in": 0}
         os.set_blocking(self.fd, False)
 
     # -- opening and closing -------------------------------------------------------
@@ -148,6 +150,7 @@ class PedalLink:
             return 0
         except OSError as error:
             raise LinkError("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
+        self.stats["wire_out"] += count
         self.last_io = self.clock()
         return count
 
@@ -164,6 +167,7 @@ class PedalLink:
             raise LinkError("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
         if not data:
             raise LinkError("the serial port was closed (unplugged?)")
+        self.stats["wire_in"] += len(data)
         return [(kind, seq, bytes(payload)) for kind, seq, payload in self.decoder.feed(data)]
 
     # -- requests ----------------------------------------------------------------------

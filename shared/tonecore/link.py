@@ -94,6 +94,12 @@ E_FORMAT = const(8)  # not a model file of its kind
 E_STORAGE = const(9)  # flash error
 E_BUSY = const(10)  # a Wi-Fi sync is writing the library
 E_NO_SESSION = const(11)  # a request before HELLO
+ERROR_NAMES = {
+    E_BAD_REQUEST: "bad request", E_VERSION: "protocol version", E_NO_SPACE: "no space",
+    E_TOO_LARGE: "too large", E_NOT_FOUND: "not found", E_NO_TRANSFER: "no transfer",
+    E_INTEGRITY: "integrity", E_FORMAT: "format", E_STORAGE: "storage", E_BUSY: "busy",
+    E_NO_SESSION: "no session",
+}
 
 # ACK flags
 F_GAP = const(1)  # a DATA frame arrived past `next`: something was lost, send again from `next`
@@ -179,7 +185,7 @@ class Pedal:
         self.active = False
         self.last_frame_ms = None
         self.anchor = 0
-        self.out = None  # the replies of the receive() in progress
+        self.out = bytearray()
         self.last_request = None  # (seq, reply bytes): a repeated request gets the same reply
         self.transfer = None  # [model id, size, next offset, durable offset]
         self.gap = False
@@ -208,7 +214,7 @@ class Pedal:
         if self.active and self.rx_buffer:  # credit: a frame ended, or CREDIT_EVERY more bytes read
             if self.anchor != self.ack_anchor or self.decoder.pulled - self.ack_pulled >= CREDIT_EVERY:
                 self._ack()
-        self.out = None  # (only receive() writes replies)
+        self.out = bytearray()
         return out
 
     def tick(self, now_ms):
