@@ -19,7 +19,7 @@ test: test-micropython test-python
 
 test-micropython: install
 	rm -rf build/mpy-test
-	$(BIN)/python -m tonebridge.mpybuild build/mpy-test shared tests/core
+	$(BIN)/python -m tonebridge.boards.mpycross build/mpy-test shared tests/core
 	MICROPYPATH=build/mpy-test $(BIN)/micropython -X heapsize=$(MPY_HEAP) -m run_micropython --path build/mpy-test --heap $(MPY_HEAP)
 
 test-python: install
@@ -31,7 +31,7 @@ fuzz: install
 
 ## demo: local emulator, OTP sign-in, favorites, downloads
 demo: install
-	$(BIN)/python -m tonebridge.demo
+	$(BIN)/python -m tonebridge.dev.demo
 
 ## bench: throughput and memory numbers as JSON (not part of `make test`)
 bench:

@@ -27,7 +27,7 @@ import time
 import boardinfo
 from tonecore import link
 from tonecore.compat import hexlify
-from tonecore.errors import IntegrityError, LinkError
+from tonecore.errors import IntegrityError, PedalRefused
 from tonecore.formats import FormatCheck
 
 from . import console
@@ -103,7 +103,7 @@ class FlashStore:
     def open(self, meta):
         pedal = self.pedal
         if pedal.syncing():
-            raise LinkError("a Wi-Fi sync is running; push again when it has finished", link.E_BUSY)
+            raise PedalRefused("a Wi-Fi sync is running; push again when it has finished", link.E_BUSY)
         library = self.library
         model_id, size = meta["id"], meta["size"]
         limit = library.max_model_bytes
@@ -211,7 +211,7 @@ class FlashStore:
             self.check.verify(total)
         except IntegrityError as exc:
             self.library.discard(self.model_id)
-            raise LinkError(exc.message, link.E_FORMAT)
+            raise PedalRefused(exc.message, link.E_FORMAT)
         info = dict(meta)
         info["size"] = meta.get("size_class")
         part = _Done(self.model_id, self.path, total)

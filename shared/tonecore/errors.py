@@ -6,7 +6,8 @@
     +-- TrustError             the server's TLS certificate or host name did not verify
                                (never retried: not a network hiccup)
     +-- ProtocolError          a reply that makes no sense (bad JSON, bad Content-Range,
-    |                          a damaged serial-link frame, CBOR outside our subset)
+    |   |                      a damaged serial-link frame)
+    |   +-- CborError          CBOR outside our subset (tonecore.cbor)
     +-- RedirectError          too many redirects, https->http, redirect without Location
     +-- SignInError            the sign-in callback carried an error or no credentials,
     |                          or the credentials were refused when exchanged
@@ -18,8 +19,18 @@
     |   +-- ServerError        5xx
     +-- DownloadError          a download could not be completed
     |   +-- IntegrityError     the bytes are wrong: length, hash or format
-    +-- LinkError              the USB serial link to the pedal failed (no answer, too
-                               many retransmissions) or the pedal refused (.code)
+    +-- LinkError              the USB serial link to the pedal (tonecore.link)
+        +-- LinkBroken         the link failed: no answer, port closed, too many
+        |                      retransmissions
+        +-- PedalRefused       the pedal answered with an ERROR (.code: tonecore.link E_*)
+
+Defined beside the code that raises them, in the same tree:
+
+    ToneError
+    +-- host/tonebridge: FileConflict, Interrupted (api.downloads), FirmwareError
+    |   (boards), SimError (dev.simulator)
+    +-- firmware/pedal/library.py: LibraryError
+        +-- NotInstalled, LibraryFull, TooLarge   (each carries its link error code)
 
 Lower-layer errors (socket, TLS, httpx) are mapped to TransportError (or TrustError)
 once, at the adapter boundary; nothing above the adapters sees them.
@@ -106,12 +117,20 @@ class IntegrityError(DownloadError):
 
 
 class LinkError(ToneError):
-    """The serial link to the pedal failed, or the pedal answered with an ERROR.
+    """The USB serial link to the pedal: it broke, or the pedal refused a request."""
+
+
+class LinkBroken(LinkError):
+    """The link failed: the pedal does not answer, the port closed, too many losses."""
+
+
+class PedalRefused(LinkError):
+    """The pedal answered a request with an ERROR.
 
     Attributes:
-        code: the pedal's error code (see tonecore.link), or None for a link failure.
+        code: the pedal's error code (tonecore.link E_*).
     """
 
-    def __init__(self, message, code=None):
+    def __init__(self, message, code):
         super().__init__(message)
         self.code = code

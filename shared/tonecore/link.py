@@ -30,7 +30,7 @@ import struct
 
 from . import cbor
 from .compat import const
-from .errors import IntegrityError, LinkError, ProtocolError, ToneError
+from .errors import IntegrityError, LinkBroken, PedalRefused, ProtocolError, ToneError
 from .frame import WIRE_OVERHEAD, Decoder, encode
 
 VERSION = const(1)
@@ -153,7 +153,7 @@ def _field(message, key, kind, required=True):
     if value is None and not required:
         return None
     if type(value) is not kind or (kind is int and value < 0):
-        raise LinkError("field %d is missing or not a %s" % (key, kind.__name__), E_BAD_REQUEST)
+        raise PedalRefused("field %d is missing or not a %s" % (key, kind.__name__), E_BAD_REQUEST)
     return value
 
 
@@ -312,19 +312,19 @@ class Pedal:
         message = None
         try:
             if len(payload) > CONTROL_MAX:  # decoded CBOR can be ~40x its size: bound it
-                raise LinkError("a control message of %d bytes is too long" % len(payload), E_BAD_REQUEST)
+                raise PedalRefused("a control message of %d bytes is too long" % len(payload), E_BAD_REQUEST)
             message = parse_control(payload)
             kind = message[K_TYPE]
             if kind == HELLO:
                 reply = self._hello(message)
             elif not self.active:
-                raise LinkError("HELLO first", E_NO_SESSION)
+                raise PedalRefused("HELLO first", E_NO_SESSION)
             else:
                 reply = self._request(kind, message)
             reply[K_TYPE] = kind
         except ProtocolError as exc:  # not CBOR, not a map: a request we cannot read
             reply = {K_TYPE: ERROR, K_CODE: E_BAD_REQUEST, K_MESSAGE: exc.message}
-        except LinkError as exc:
+        except PedalRefused as exc:
             reply = {K_TYPE: ERROR, K_CODE: exc.code or E_STORAGE, K_MESSAGE: exc.message}
         except ToneError as exc:  # the store's own errors: library full, bad format...
             reply = {K_TYPE: ERROR, K_CODE: _code_of(exc), K_MESSAGE: exc.message}
@@ -354,7 +354,7 @@ class Pedal:
     def _hello(self, message):
         version = message.get(K_VERSION)
         if version != VERSION:
-            raise LinkError("the pedal speaks protocol %d, not %s" % (VERSION, version), E_VERSION)
+            raise PedalRefused("the pedal speaks protocol %d, not %s" % (VERSION, version), E_VERSION)
         self.end_session()
         self.active = True
         info = self.store.info()
@@ -389,7 +389,7 @@ class Pedal:
         if kind == BYE:
             self.end_session()
             return {}
-        raise LinkError("unknown message type %d" % kind, E_BAD_REQUEST)
+        raise PedalRefused("unknown message type %d" % kind, E_BAD_REQUEST)
 
     def _list(self, start, limit=None):
         """Installed models from `start`, as many as fit in one frame (and `limit`)."""
@@ -412,7 +412,7 @@ class Pedal:
         size = _field(message, K_SIZE, int)
         sha = _field(message, K_SHA, bytes)
         if len(sha) != 32:
-            raise LinkError("sha256 must be 32 bytes", E_BAD_REQUEST)
+            raise PedalRefused("sha256 must be 32 bytes", E_BAD_REQUEST)
         self._close_transfer()
         failure, self.failure = self.failure, None
         if failure is not None and failure[0] == model_id and not isinstance(failure[1], OSError):
@@ -431,9 +431,9 @@ class Pedal:
     def _commit(self, model_id):
         transfer = self.transfer
         if transfer is None or transfer[0] != model_id:
-            raise LinkError("no transfer of model %d is open" % model_id, E_NO_TRANSFER)
+            raise PedalRefused("no transfer of model %d is open" % model_id, E_NO_TRANSFER)
         if transfer[2] != transfer[1]:
-            raise LinkError("model %d has %d of %d bytes" % (model_id, transfer[2], transfer[1]), E_INTEGRITY)
+            raise PedalRefused("model %d has %d of %d bytes" % (model_id, transfer[2], transfer[1]), E_INTEGRITY)
         self._flush()
         self.transfer = None
         sha = self.store.commit()  # verifies from flash, installs; raises on a mismatch
@@ -462,7 +462,7 @@ class Sender:
         max_payload: the largest DATA payload to use (default: what max_frame allows).
         rto_ms: with data outstanding and no ACK for this long, send again from the
             last acknowledged offset.
-        max_failures: give up (LinkError) after this many timeouts in a row.
+        max_failures: give up (LinkBroken) after this many timeouts in a row.
         anchor: the seq of the last frame the pedal read before this transfer (the PUT
             it answered): wire positions count from the end of that frame.
 
@@ -568,7 +568,7 @@ class Sender:
         self.failures += 1
         self.timeouts += 1
         if self.failures > self.max_failures:
-            raise LinkError("the pedal stopped answering (%d timeouts in a row at offset %d)"
+            raise LinkBroken("the pedal stopped answering (%d timeouts in a row at offset %d)"
                             % (self.failures - 1, self.acked))
         self.read_through = self.written_total  # whatever was in flight is read or lost by now
         self.last_progress_ms = now_ms

@@ -4,7 +4,7 @@ One 1 MiB incompressible model (a WAV of noise), pushed to the simulated pedal w
 `tonebridge pedal push --json` (a separate process, as a user runs it; its own timing,
 PUT to verified COMMIT, is the one used):
 
-* emulated UART (tonebridge.linkemu) at 115200 and 921600 baud, with the pedal's
+* emulated UART (tonebridge.dev.linkemu) at 115200 and 921600 baud, with the pedal's
   260-byte receive ring modelled (the pedal announces the "uart" link settings):
   goodput = file bytes / push time / line rate (baud/10).  Goals: >= 0.95 and >= 0.90.
 * raw pty (no emulator): goodput, against a raw byte copy of the same file into the
@@ -27,9 +27,9 @@ import time
 
 import serial
 
-from tonebridge.linkemu import LinkEmulator
-from tonebridge.pedal import PedalLink
-from tonebridge.sim import SimulatedPedal
+from tonebridge.dev.linkemu import LinkEmulator
+from tonebridge.link.session import PedalLink
+from tonebridge.dev.simulator import SimulatedPedal
 
 SIZE = 1024 * 1024
 NO_API = "http://127.0.0.1:9/api/v1"

@@ -47,10 +47,10 @@ import tempfile
 import time
 
 from tests.bench.link import measure_link
-from tonebridge import demo
-from tonebridge.downloads import download, file_sha256, find_model
-from tonebridge.store import TokenStore
-from tonebridge.transport import Connection
+from tonebridge.dev import demo
+from tonebridge.api.downloads import download, file_sha256, find_model
+from tonebridge.api.token_store import TokenStore
+from tonebridge.api.transport import Connection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RESULTS_FILE = os.path.join(ROOT, "bench-results.json")
@@ -212,8 +212,8 @@ def measure_pedal(emulator, token, work):
     """The simulated pedal: sign in through its portal, sync, report heap and speed."""
     import httpx
 
-    from tonebridge import phone
-    from tonebridge.sim import SimulatedPedal
+    from tonebridge.dev import phone
+    from tonebridge.dev.simulator import SimulatedPedal
 
     flash = os.path.join(work, "pedal.img")
     with open(flash, "wb") as f:

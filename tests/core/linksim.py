@@ -10,7 +10,7 @@ import hashlib
 import random
 
 from tonecore import link
-from tonecore.errors import LinkError, ToneError
+from tonecore.errors import LinkBroken, PedalRefused, ToneError
 from tonecore.frame import Decoder
 
 
@@ -77,7 +77,7 @@ class MemoryStore:
         data, meta = bytes(part[0]), part[1]
         digest = hashlib.sha256(data).digest()
         if len(data) != meta["size"] or digest != meta["sha256"]:
-            raise link.LinkError("sha256 differs", link.E_INTEGRITY)
+            raise PedalRefused("sha256 differs", link.E_INTEGRITY)
         del self.parts[meta["id"]]
         self.installed[meta["id"]] = (data, meta)
         if self.active is None:
@@ -86,12 +86,12 @@ class MemoryStore:
 
     def delete(self, model_id):
         if model_id not in self.installed:
-            raise link.LinkError("model %d is not installed" % model_id, link.E_NOT_FOUND)
+            raise PedalRefused("model %d is not installed" % model_id, link.E_NOT_FOUND)
         del self.installed[model_id]
 
     def activate(self, model_id):
         if model_id not in self.installed:
-            raise link.LinkError("model %d is not installed" % model_id, link.E_NOT_FOUND)
+            raise PedalRefused("model %d is not installed" % model_id, link.E_NOT_FOUND)
         self.active = model_id
 
 
@@ -205,6 +205,6 @@ def push(pedal, data, model_id=1, line=None, read_every=1, max_ms=200000, seq=10
         pedal.tick(now)
         sender.check(now)
         if sender.lost:
-            raise LinkError("lost: %r" % (pedal.failure,))
+            raise LinkBroken("lost: %r" % (pedal.failure,))
     reply = request(pedal, seq, link.COMMIT, {link.K_ID: model_id}, now)
     return sender, now, reply

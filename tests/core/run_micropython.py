@@ -1,6 +1,6 @@
 """Run tests/core under MicroPython, from modules compiled with mpy-cross:
 
-    python -m tonebridge.mpybuild build/mpy-test shared tests/core
+    python -m tonebridge.boards.mpycross build/mpy-test shared tests/core
     MICROPYPATH=build/mpy-test micropython -X heapsize=128k -m run_micropython \
         --path build/mpy-test --heap 128k
 

@@ -8,9 +8,10 @@ import pytest
 from click.testing import CliRunner
 from signin_helpers import RawServer, raw_response
 
-from tonebridge.cli import EXIT_API, EXIT_NETWORK, EXIT_SIGN_IN, EXIT_USAGE, cli, normalize_api
-from tonebridge.store import TokenStore
-from tonebridge.transport import monotonic_ms
+from tonebridge.cli import cli
+from tonebridge.cli.common import EXIT_API, EXIT_NETWORK, EXIT_SIGN_IN, EXIT_USAGE, normalize_api
+from tonebridge.api.token_store import TokenStore
+from tonebridge.api.transport import monotonic_ms
 from tonecore.errors import UsageError
 from tonecore.session import Tokens
 

@@ -18,12 +18,13 @@ from signin_helpers import (
     sign_in_home,
 )
 
-from tonebridge import login as login_module
-from tonebridge.cli import EXIT_API, EXIT_LOCAL, EXIT_SIGN_IN, cli
-from tonebridge.login import PASTE_REDIRECT_URL
-from tonebridge.store import TokenStore
+from tonebridge.api import signin as login_module
+from tonebridge.cli import cli
+from tonebridge.cli.common import EXIT_API, EXIT_LOCAL, EXIT_SIGN_IN
+from tonebridge.api.signin import PASTE_REDIRECT_URL
+from tonebridge.api.token_store import TokenStore
 
-server_module = pytest.importorskip("tonebridge.emulator.server")
+server_module = pytest.importorskip("tonebridge.dev.emulator.server")
 
 DEMO_FAVORITES = [3, 8, 5, 10, 4, 11, 12, 6, 16, 7, 13, 17, 14, 18]  # see emulator/catalogue.py
 DEMO_CREATED = [2, 9, 15, 22, 28]

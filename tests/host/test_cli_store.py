@@ -8,9 +8,10 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tonebridge import store as store_module
-from tonebridge.cli import EXIT_SIGN_IN, cli
-from tonebridge.store import TokenStore
+from tonebridge.api import token_store as store_module
+from tonebridge.cli import cli
+from tonebridge.cli.common import EXIT_SIGN_IN
+from tonebridge.api.token_store import TokenStore
 from tonecore.errors import SignInRequired
 from tonecore.session import Tokens
 

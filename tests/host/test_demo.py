@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from tonebridge.flashimage import problems
+from tonebridge.boards.flashimage import problems
 
 
 @pytest.mark.slow
 def test_the_demo_runs_the_host_and_the_pedal_parts(tmp_path):
     out = tmp_path / "demo"
-    done = subprocess.run([sys.executable, "-m", "tonebridge.demo", "--out", str(out)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "tonebridge.dev.demo", "--out", str(out)], capture_output=True,
                           text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = done.stdout

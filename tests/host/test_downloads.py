@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 from signin_helpers import RawServer, raw_response
 
-from tonebridge.cli import EXIT_INTEGRITY, EXIT_NETWORK, cli
-from tonebridge import downloads
-from tonebridge.downloads import BackgroundSync, safe_filename, target_path
-from tonebridge.store import TokenStore
-from tonebridge.transport import monotonic_ms
+from tonebridge.cli import cli
+from tonebridge.cli.common import EXIT_INTEGRITY, EXIT_NETWORK
+from tonebridge.api import downloads
+from tonebridge.api.downloads import BackgroundSync, safe_filename, target_path
+from tonebridge.api.token_store import TokenStore
+from tonebridge.api.transport import monotonic_ms
 from tonecore.session import Tokens
 
 MODEL_ID = 7
@@ -165,8 +166,8 @@ def test_https_download_refuses_a_bad_certificate(tmp_path, monkeypatch, names, 
 
 def test_https_direct_path_refuses_a_bad_certificate(tmp_path, monkeypatch):
     """The download itself (not only the listing) checks the certificate."""
-    from tonebridge.transport import Connection
-    from tonebridge.downloads import ModelRef, download
+    from tonebridge.api.transport import Connection
+    from tonebridge.api.downloads import ModelRef, download
     from tonecore.errors import TrustError
 
     with tls_server(tmp_path, monkeypatch, ["localhost"], trusted=False) as server:

@@ -15,10 +15,11 @@ import pytest
 from click.testing import CliRunner
 from signin_helpers import configure, model_info, request_log, sign_in_home, wait_until
 
-from tonebridge import downloads
-from tonebridge.cli import EXIT_INTERRUPTED, EXIT_LOCAL, cli
+from tonebridge.api import downloads
+from tonebridge.cli import cli
+from tonebridge.cli.common import EXIT_INTERRUPTED, EXIT_LOCAL
 
-server_module = pytest.importorskip("tonebridge.emulator.server")
+server_module = pytest.importorskip("tonebridge.dev.emulator.server")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Boards, the firmware build and deploy (tonebridge.firmware), with real tools.
+"""Boards, the firmware build and deploy (tonebridge.boards.firmware), with real tools.
 
 The board files are loaded by CPython and by the MicroPython unix port; builds run the
 real mpy-cross for each board's architecture; the manifests run under a small runner
@@ -18,9 +18,9 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from tonebridge import firmware
+from tonebridge.boards import firmware
 from tonebridge.cli import cli
-from tonebridge.firmware import (
+from tonebridge.boards.firmware import (
     BOARD_RECORD,
     CA_ROOTS,
     FIELDS,

@@ -5,9 +5,10 @@ import threading
 import httpx
 from click.testing import CliRunner
 
-from tonebridge import login as login_module
-from tonebridge.cli import EXIT_SIGN_IN, cli
-from tonebridge.login import CallbackListener
+from tonebridge.api import signin as login_module
+from tonebridge.cli import cli
+from tonebridge.cli.common import EXIT_SIGN_IN
+from tonebridge.api.signin import CallbackListener
 from tonecore.auth import callback_params
 
 API = "http://127.0.0.1:1"

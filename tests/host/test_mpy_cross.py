@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tonebridge.mpybuild import BuildError, compile_file, compile_tree
+from tonebridge.boards.mpycross import BuildError, compile_file, compile_tree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORE = os.path.join(ROOT, "shared", "tonecore")

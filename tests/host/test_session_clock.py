@@ -10,8 +10,8 @@ import httpx
 import pytest
 from freezegun import freeze_time
 
-from tonebridge.store import TokenStore
-from tonebridge.transport import Connection, monotonic_ms
+from tonebridge.api.token_store import TokenStore
+from tonebridge.api.transport import Connection, monotonic_ms
 from tonecore.session import Tokens
 
 API = "https://t3k.example/api/v1"

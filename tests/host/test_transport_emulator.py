@@ -10,12 +10,12 @@ import httpx
 import pytest
 from signin_helpers import api_of, configure, request_log, sign_in_home
 
-from tonebridge.store import TokenStore
-from tonebridge.transport import Connection
+from tonebridge.api.token_store import TokenStore
+from tonebridge.api.transport import Connection
 from tonecore.errors import SignInRequired
 from tonecore.records import Pager
 
-server_module = pytest.importorskip("tonebridge.emulator.server")
+server_module = pytest.importorskip("tonebridge.dev.emulator.server")
 
 REFRESH_PATH = "/api/v1/auth/session/refresh"
 

@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "core"))
 
 from linksim import Full, MemoryStore  # noqa: E402
 from tonecore import cbor, link  # noqa: E402
-from tonecore.errors import LinkError  # noqa: E402
+from tonecore.errors import PedalRefused  # noqa: E402
 from tonecore.frame import OVERHEAD, Decoder, encode  # noqa: E402
 
 from fuzzing import BATCH, FUZZ_CASES, FUZZ_TIMEOUT, fuzz_settings  # noqa: E402
@@ -385,7 +385,7 @@ def some_store(rng):
     """Mostly a MemoryStore; now and then one whose flash fails at some call."""
     if rng.random() < 0.8:
         return MemoryStore()
-    error = rng.choice((OSError(28, "ENOSPC"), Full("library full"), LinkError("storage", link.E_STORAGE)))
+    error = rng.choice((OSError(28, "ENOSPC"), Full("library full"), PedalRefused("storage", link.E_STORAGE)))
     return FailingStore(rng.randint(1, 12), error)
 
 

@@ -18,7 +18,7 @@ firmware waits for the client to read, but only up to 0.5 s before that output i
 dropped. Input is relayed with back-pressure: bytes the firmware does not read wait in
 the pipe and then in the pty (a USB CDC link NAKs the host the same way). `rx_pending()`
 says how many bytes are on their way to the firmware and not read by it yet (the link
-emulator, tonebridge.linkemu, models a UART's small receive ring with it).
+emulator, tonebridge.dev.linkemu, models a UART's small receive ring with it).
 
 The firmware is given its settings in the environment (see firmware/pedal/sim.py):
 TONEBRIDGE_FLASH, TONEBRIDGE_API, TONEBRIDGE_PORTAL (HOST:PORT), TONEBRIDGE_CA (DER
@@ -53,9 +53,10 @@ import tty
 
 import platformdirs
 
+from tonebridge import paths
 from tonecore.errors import ToneError, UsageError
 
-from . import mpybuild
+from tonebridge.boards import mpycross as mpybuild
 
 DEFAULT_BOARD = "unix_sim"
 # The unix_sim board's facts when boards/unix_sim/board.py is not there (yet).
@@ -84,7 +85,7 @@ class SimError(ToneError):
 
 def repo_root():
     """The source checkout this package runs from (the firmware lives there)."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return paths.ROOT
 
 
 def parse_size(text):
@@ -187,7 +188,7 @@ def free_port(host=PORTAL_HOST):
 def stage_firmware(board, target, overlay=None):
     """Put the firmware for `board`, compiled to .mpy, into the directory `target`.
 
-    Uses `tonebridge.firmware.build(board)` when it exists (its <out>/lib is copied, so
+    Uses `tonebridge.boards.firmware.build(board)` when it exists (its <out>/lib is copied, so
     a rebuild cannot change a running pedal's modules), else compiles firmware/, shared/, the board's board.py (as `boardinfo`) and
     microdot here. `overlay`, a directory of sources, is compiled on top (tests swap in
     a fake `pedal/main.py`).
@@ -200,7 +201,7 @@ def stage_firmware(board, target, overlay=None):
     root = repo_root()
     build = None
     try:
-        from . import firmware  # written alongside; absent in early checkouts
+        from tonebridge.boards import firmware  # written alongside; absent in early checkouts
 
         build = getattr(firmware, "build", None)
     except ImportError:

@@ -6,7 +6,7 @@ import struct
 
 import serial
 
-from tonebridge.pedal import PedalLink
+from tonebridge.link.session import PedalLink
 
 NO_API = "http://127.0.0.1:9/api/v1"  # the link needs no API; nothing listens there
 

@@ -10,7 +10,7 @@
     control.py    /_emulator/* test endpoints
     server.py     EmulatorServer: both origins on real sockets; cli.py `tonebridge emulator`
 
-    from tonebridge.emulator import EmulatorServer
+    from tonebridge.dev.emulator import EmulatorServer
     with EmulatorServer(token_ttl=5) as emu:
         print(emu.base_url)
 """

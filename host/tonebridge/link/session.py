@@ -19,7 +19,7 @@ import time
 import zlib
 
 from tonecore import link
-from tonecore.errors import LinkError, UsageError
+from tonecore.errors import LinkBroken, LinkError, PedalRefused, UsageError
 from tonecore.frame import Decoder
 
 
@@ -97,7 +97,7 @@ class PedalLink:
     @classmethod
     def open_port(cls, port, baud=DEFAULT_BAUD, **kw):
         """Open `port` ("auto" finds one) and HELLO; the link owns the port from then on."""
-        from . import serialport
+        from tonebridge.link import ports as serialport
 
         serial = serialport.open_port(serialport.resolve_port(port), baud)
         try:
@@ -113,7 +113,7 @@ class PedalLink:
 
     def __exit__(self, kind, value, tb):
         # BYE unless the link itself broke (a refusal by the pedal leaves the link fine)
-        broken = isinstance(value, OSError) or (isinstance(value, LinkError) and value.code is None)
+        broken = isinstance(value, (OSError, LinkBroken))
         self.close(bye=not broken)
 
     def close(self, bye=True):
@@ -138,7 +138,7 @@ class PedalLink:
         while view:
             remaining = deadline - self.clock()
             if remaining <= 0:
-                raise LinkError("the pedal is not reading (write timed out)")
+                raise LinkBroken("the pedal is not reading (write timed out)")
             _, writable, _ = select.select([], [self.fd], [], remaining)
             if writable:
                 view = view[self._send(view):]
@@ -149,7 +149,7 @@ class PedalLink:
         except BlockingIOError:
             return 0
         except OSError as error:
-            raise LinkError("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
+            raise LinkBroken("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
         self.stats["wire_out"] += count
         self.last_io = self.clock()
         return count
@@ -164,9 +164,9 @@ class PedalLink:
         except BlockingIOError:
             return []
         except OSError as error:
-            raise LinkError("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
+            raise LinkBroken("the serial port failed: %s (unplugged?)" % (error.strerror or error)) from None
         if not data:
-            raise LinkError("the serial port was closed (unplugged?)")
+            raise LinkBroken("the serial port was closed (unplugged?)")
         self.stats["wire_in"] += len(data)
         return [(kind, seq, bytes(payload)) for kind, seq, payload in self.decoder.feed(data)]
 
@@ -197,7 +197,7 @@ class PedalLink:
                 "deflate": bool(reply.get(link.K_DEFLATE)), "protocol": reply.get(link.K_VERSION),
             }
             return self.info
-        raise LinkError("no answer from a pedal on this port (is the tonebridge firmware running?)")
+        raise LinkBroken("no answer from a pedal on this port (is the tonebridge firmware running?)")
 
     def _wait_reply(self, seq, timeout):
         deadline = self.clock() + timeout
@@ -233,7 +233,7 @@ class PedalLink:
                 raise _error(reply)
             self.last_seq = seq
             return reply
-        raise LinkError("the pedal stopped answering (no reply to a request %d times)" % tries)
+        raise LinkBroken("the pedal stopped answering (no reply to a request %d times)" % tries)
 
     # -- operations ----------------------------------------------------------------
 
@@ -247,7 +247,7 @@ class PedalLink:
                 fields = {link.K_START: start} if limit is None else {link.K_START: start, link.K_LIMIT: limit}
                 reply = self.request(link.LIST, fields, retries=2 if limit != 1 else None)
             except LinkError as error:
-                if error.code not in (None, link.E_BUSY) or limit == 1:
+                if (isinstance(error, PedalRefused) and error.code != link.E_BUSY) or limit == 1:
                     raise  # (busy: the pedal was short of memory for a big page)
                 limit = 4 if limit is None else max(1, limit // 2)
                 continue
@@ -304,10 +304,10 @@ class PedalLink:
                 if sender is not None:
                     break
             else:
-                raise LinkError("the pedal lost the transfer %d times; giving up" % (RESUMES + 1))
+                raise LinkBroken("the pedal lost the transfer %d times; giving up" % (RESUMES + 1))
             reply = self.request(link.COMMIT, {link.K_ID: model_id})
             if reply.get(link.K_SHA) != sha256:
-                raise LinkError("the pedal installed something else than was sent (SHA-256 differs)", link.E_INTEGRITY)
+                raise PedalRefused("the pedal installed something else than was sent (SHA-256 differs)", link.E_INTEGRITY)
             return PushResult(model_id, size, sha256.hex(), resumed_from, totals["sent"], totals["resent"],
                               self.clock() - started, totals["compressed"], totals["rewinds"], totals["timeouts"],
                               attempt)
@@ -399,5 +399,5 @@ def _deflate(data):
 def _error(reply):
     code = reply.get(link.K_CODE)
     message = reply.get(link.K_MESSAGE) or "error %s" % code
-    return LinkError("the pedal refused: %s" % message, code)
+    return PedalRefused("the pedal refused: %s" % message, code)
 

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from link_helpers import NO_API, nam_bytes, open_link, pedal_env, sha, wav_bytes, write
 
-from tonebridge.flashimage import check_library
-from tonebridge.linkemu import LinkEmulator
-from tonebridge.sim import SimulatedPedal
+from tonebridge.boards.flashimage import check_library
+from tonebridge.dev.linkemu import LinkEmulator
+from tonebridge.dev.simulator import SimulatedPedal
 from tonecore import link
-from tonecore.errors import LinkError
+from tonecore.errors import LinkBroken, PedalRefused
 
 TONEBRIDGE = [sys.executable, "-m", "tonebridge"]
 
@@ -56,7 +56,7 @@ def test_push_list_activate_delete_and_the_flash_agrees(pedal, tmp_path):
         assert link_.models()[1] == 502
         link_.delete(501)
         assert [m.id for m in link_.models()[0]] == [502]
-        with pytest.raises(LinkError) as refused:
+        with pytest.raises(PedalRefused) as refused:
             link_.delete(501)
         assert refused.value.code == link.E_NOT_FOUND and "not installed" in str(refused.value)
     # the session's log lines were held, then printed; nothing else is lost
@@ -73,7 +73,7 @@ def test_push_list_activate_delete_and_the_flash_agrees(pedal, tmp_path):
 def test_bad_bytes_are_refused_at_commit_and_nothing_is_left(pedal, tmp_path):
     broken = b'{"version": "0.5.4", "weights": [0.1, 0.2'  # a NAM file cut short
     with open_link(pedal.serial_path) as link_:
-        with pytest.raises(LinkError) as refused:
+        with pytest.raises(PedalRefused) as refused:
             link_.push(write(tmp_path / "cut.nam", broken), 600, platform="nam")
         assert refused.value.code == link.E_FORMAT
         assert link_.models()[0] == []
@@ -85,7 +85,7 @@ def test_bad_bytes_are_refused_at_commit_and_nothing_is_left(pedal, tmp_path):
 
 def test_a_model_too_large_for_the_board_or_the_flash_is_refused_up_front(lib, tmp_path):
     # a 1 MiB flash: a 2 MB model cannot fit
-    from tonebridge.sim import ensure_flash
+    from tonebridge.dev.simulator import ensure_flash
 
     ensure_flash(str(tmp_path / "small.img"), 1024 * 1024)
     sim = SimulatedPedal(NO_API, str(tmp_path / "small.img"), lib=lib, env=pedal_env())
@@ -93,7 +93,7 @@ def test_a_model_too_large_for_the_board_or_the_flash_is_refused_up_front(lib, t
         sim.start()
         big = write(tmp_path / "big.wav", wav_bytes(2_000_044))
         with open_link(sim.serial_path) as link_:
-            with pytest.raises(LinkError) as refused:
+            with pytest.raises(PedalRefused) as refused:
                 link_.push(big, 700, platform="ir")
             assert refused.value.code == link.E_NO_SPACE and "not enough flash" in str(refused.value)
             small = nam_bytes(20_000)
@@ -134,7 +134,7 @@ def test_a_pulled_cable_then_the_same_push_again_resends_at_most_a_window(lib, t
             first = open_link(emu.host_path)
             window = first.info["window"]
             emu.disconnect_after(150_000)
-            with pytest.raises(LinkError) as cut:
+            with pytest.raises(LinkBroken) as cut:
                 first.push(path, 801)
             assert "unplugged" in str(cut.value) or "stopped answering" in str(cut.value)
             sent = first.sender.high
@@ -184,7 +184,7 @@ def test_ctrl_c_leaves_the_firmware_for_the_repl_where_mpremote_works(pedal, tmp
 def test_pedal_sync_downloads_favorites_here_and_pushes_what_the_pedal_lacks(lib, tmp_path):
     from signin_helpers import configure, model_info, sign_in_home
 
-    from tonebridge.emulator.server import EmulatorServer
+    from tonebridge.dev.emulator.server import EmulatorServer
 
     with EmulatorServer() as emulator:
         configure(emulator.base_url, rate_limit=100000)  # three full listings: not a rate-limit test

@@ -18,10 +18,11 @@ import os
 import click
 import platformdirs
 
-from tonecore.errors import LinkError, ToneError, UsageError
+from tonecore.errors import LinkBroken, PedalRefused, ToneError, UsageError
 
-from . import output
-from .pedal import DEFAULT_BAUD, PedalLink
+from tonebridge.cli import output
+from tonebridge.cli.common import EXIT_PEDAL
+from tonebridge.link.session import DEFAULT_BAUD, PedalLink
 
 PORT_ENV = "TONEBRIDGE_PORT"
 CACHE_ENV = "TONEBRIDGE_CACHE"
@@ -202,9 +203,9 @@ def cache_dir():
 @click.pass_context
 def sync(ctx, port, baud, api, as_json):
     """Download your favorites here and push to the pedal what it lacks."""
-    from . import downloads
-    from .cli import open_connection
-    from .firmware import load_board
+    from tonebridge.api import downloads
+    from tonebridge.cli.common import open_connection
+    from tonebridge.boards.firmware import load_board
 
     if api:
         ctx.find_root().meta["tonebridge.api"] = api  # as cli.api_option does
@@ -237,9 +238,9 @@ def sync(ctx, port, baud, api, as_json):
                                             progress=progress.update, sha256=bytes.fromhex(done.sha256))
                     report["pushed"].append({"id": model.id, "name": model.name, "bytes": result.size,
                                              "seconds": round(result.elapsed_s, 3)})
-                except LinkError as error:
-                    if error.code is None:
-                        raise  # the link itself failed: stop
+                except LinkBroken:
+                    raise  # the link itself failed: stop
+                except PedalRefused as error:
                     report["failed"].append({"id": model.id, "error": str(error)})
                 except ToneError as error:
                     report["failed"].append({"id": model.id, "error": str(error)})
@@ -251,7 +252,7 @@ def sync(ctx, port, baud, api, as_json):
         for item in report["failed"]:
             click.echo("  model %d: %s" % (item["id"], item["error"]))
     if report["failed"]:
-        ctx.exit(7)
+        ctx.exit(EXIT_PEDAL)
 
 
 def _favorites(conn, board, report):

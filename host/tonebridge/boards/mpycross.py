@@ -78,10 +78,10 @@ def compile_tree(source_dir, target_dir, march=None, skip=()):
 
 
 def main(argv=None):
-    """`python -m tonebridge.mpybuild OUT SRC_DIR[=PREFIX] ... [--march ARCH]`."""
+    """`python -m tonebridge.boards.mpycross OUT SRC_DIR[=PREFIX] ... [--march ARCH]`."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tonebridge.mpybuild", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tonebridge.boards.mpycross", description=main.__doc__)
     parser.add_argument("out")
     parser.add_argument("sources", nargs="+", help="DIR or DIR=SUBDIR_OF_OUT")
     parser.add_argument("--march", choices=ARCHES)

@@ -16,8 +16,8 @@ import time
 import pytest
 import serial
 
-from tonebridge.linkemu import LinkEmulator
-from tonebridge.sim import SimulatedPedal
+from tonebridge.dev.linkemu import LinkEmulator
+from tonebridge.dev.simulator import SimulatedPedal
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -17,7 +17,7 @@ import trustme
 from signin_helpers import RawServer
 from signin_helpers import raw_response as _raw
 
-from tonebridge import firmware
+from tonebridge.boards import firmware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "pedal", "net_cases.py")

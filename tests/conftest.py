@@ -1,11 +1,14 @@
-"""Fixtures shared by the host tests."""
+"""Fixtures shared by every test folder; `tests/helpers` is importable from all of them."""
 
 import os
+import sys
 import tty
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers"))
 
 import pytest
 
-from tonebridge.sim import stage_firmware
+from tonebridge.dev.simulator import stage_firmware
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,10 @@ import pytest
 import serial
 from link_helpers import NO_API, nam_bytes, pedal_env, sha, wav_bytes, write
 
-from tonebridge.flashimage import check_library
-from tonebridge.linkemu import LinkEmulator
-from tonebridge.pedal import PedalLink
-from tonebridge.sim import SimulatedPedal
+from tonebridge.boards.flashimage import check_library
+from tonebridge.dev.linkemu import LinkEmulator
+from tonebridge.link.session import PedalLink
+from tonebridge.dev.simulator import SimulatedPedal
 from tonecore.errors import LinkError
 
 PUSHES = 200

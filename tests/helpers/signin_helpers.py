@@ -1,7 +1,7 @@
 """Helpers for the host CLI tests: signing in through the emulator, and a raw HTTP server.
 
 Signing in plays the user's browser against the emulator's real HTML pages with httpx
-(`tonebridge.phone`): open the OTP-only sign-in URL, submit the email, read the 6-digit
+(`tonebridge.dev.phone`): open the OTP-only sign-in URL, submit the email, read the 6-digit
 code from the emulator's outbox, submit it, and follow the redirect to the app's
 redirect_url (the CLI's loopback listener) - or stop at the redirect to read `api_key`.
 
@@ -15,9 +15,9 @@ import time
 
 import httpx
 
-from tonebridge import phone
-from tonebridge.store import TokenStore
-from tonebridge.transport import Connection
+from tonebridge.dev import phone
+from tonebridge.api.token_store import TokenStore
+from tonebridge.api.transport import Connection
 from tonecore.auth import OtpSignIn, api_key_from_callback
 
 EMAIL = "demo@example.com"

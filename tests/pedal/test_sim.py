@@ -18,9 +18,11 @@ import time
 import pytest
 import serial
 
-from tonebridge import flashimage, sim
-from tonebridge.cli import EXIT_USAGE
-from tonebridge.sim import SimError, SimulatedPedal
+from tonebridge.boards import flashimage
+
+from tonebridge.dev import simulator as sim
+from tonebridge.cli.common import EXIT_USAGE
+from tonebridge.dev.simulator import SimError, SimulatedPedal
 
 pytestmark = pytest.mark.timeout(60)
 

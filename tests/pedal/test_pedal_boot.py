@@ -11,8 +11,8 @@ import httpx
 import pytest
 import trustme
 
-from tonebridge.flashimage import make_image
-from tonebridge.sim import SimulatedPedal, free_port, stage_firmware
+from tonebridge.boards.flashimage import make_image
+from tonebridge.dev.simulator import SimulatedPedal, free_port, stage_firmware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAKES = os.path.join(ROOT, "tests", "pedal", "board_fakes")

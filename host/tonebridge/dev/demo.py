@@ -31,7 +31,7 @@ import time
 
 import httpx
 
-from . import phone
+from tonebridge.dev import phone
 
 EMAIL = "demo@example.com"
 
@@ -153,8 +153,8 @@ def pedal_part(emulator, out, type_code):
     Returns:
         (flash image path, console log path).
     """
-    from .flashimage import ImageError, check_library
-    from .sim import SimulatedPedal
+    from tonebridge.boards.flashimage import ImageError, check_library
+    from tonebridge.dev.simulator import SimulatedPedal
 
     flash = os.path.join(out, "pedal-flash.img")
     console = os.path.join(out, "pedal-console.log")
@@ -235,9 +235,9 @@ def _line_bytes(path, chunk=1024):
 
 def usb_part(env, out, models_dir, flash):
     """The pedal on an emulated USB-UART link: info, sync, a push cut and resumed, ls, rm."""
-    from .flashimage import check_library
-    from .linkemu import LinkEmulator
-    from .sim import SimulatedPedal
+    from tonebridge.boards.flashimage import check_library
+    from tonebridge.dev.linkemu import LinkEmulator
+    from tonebridge.dev.simulator import SimulatedPedal
 
     console = os.path.join(out, "pedal-console.log")
     pedal = SimulatedPedal(env["TONEBRIDGE_API"].rstrip("/") + "/api/v1", flash, log=console,
@@ -270,7 +270,7 @@ def usb_part(env, out, models_dir, flash):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tonebridge.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tonebridge.dev.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="demo-out", help="where the demo keeps its config and models")
     parser.add_argument("--type-code", action="store_true", help="type the emailed code yourself")
     args = parser.parse_args(argv)
@@ -322,7 +322,7 @@ def main(argv=None):
         banner("Done")
         print("models on the computer:  %s" % models_dir)
         print("tokens:                  %s" % os.path.join(out, "home"))
-        print("pedal's flash image:     %s (littlefs; tonebridge.flashimage reads it)" % flash)
+        print("pedal's flash image:     %s (littlefs; tonebridge.boards.flashimage reads it)" % flash)
         print("pedal's console log:     %s" % console)
     finally:
         emulator.stop()

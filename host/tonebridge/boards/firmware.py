@@ -46,15 +46,17 @@ import sys
 import click
 
 from tonebridge import __version__
-from tonebridge.mpybuild import BuildError, compile_file, mpy_cross_version
+
+from tonebridge import paths
+from tonebridge.boards.mpycross import BuildError, compile_file, mpy_cross_version
 from tonecore.errors import ToneError, UsageError
 from tonecore.formats import runnable
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BOARDS_DIR = os.path.join(ROOT, "boards")
-FIRMWARE_DIR = os.path.join(ROOT, "firmware")
-SHARED_DIR = os.path.join(ROOT, "shared")
-BUILD_DIR = os.path.join(ROOT, "build")
+ROOT = paths.ROOT
+BOARDS_DIR = paths.BOARDS_DIR
+FIRMWARE_DIR = paths.FIRMWARE_DIR
+SHARED_DIR = paths.SHARED_DIR
+BUILD_DIR = paths.BUILD_DIR
 
 RECORD_NAME = "BUILD.json"
 BOARD_RECORD = ".tonebridge-build.json"  # in the board's FS_ROOT

@@ -6,9 +6,9 @@ import time
 
 import httpx
 
-from tonebridge import phone
+from tonebridge.dev import phone
 # check_library(path) -> (manifest, files), raising when a model does not verify
-from tonebridge.flashimage import check_library, library, mount, problems, read  # noqa: F401  (used by the tests)
+from tonebridge.boards.flashimage import check_library, library, mount, problems, read  # noqa: F401  (used by the tests)
 
 EMAIL = "demo@example.com"
 

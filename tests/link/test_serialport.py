@@ -11,7 +11,7 @@ import serial
 import serial.tools.list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
-from tonebridge import serialport
+from tonebridge.link import ports as serialport
 from tonecore.errors import UsageError
 
 
@@ -113,7 +113,7 @@ def test_a_bad_baud_rate_is_a_usage_error(pty_port):
 
 
 def test_usb_ids_have_the_usual_bridges_and_every_boards_own():
-    from tonebridge import firmware
+    from tonebridge.boards import firmware
 
     for vid, pid in ((0x10C4, 0xEA60), (0x1A86, 0x7523), (0x1A86, 0x55D3), (0x1A86, 0x55D4), (0x303A, 0x1001),
                      (0x303A, 0x4001)):

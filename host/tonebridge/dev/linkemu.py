@@ -34,7 +34,7 @@ loses throughput rather than bursting past a receive buffer).  `stats()["late_s"
 counts that lost line time: a benchmark should check it.  Run a CPU-heavy host as its
 own process (the `tonebridge` CLI), or lower the switch interval to 0.5 ms.
 
-    python -m tonebridge.linkemu /dev/pts/7 --baud 115200 --drop-rate 1e-4
+    python -m tonebridge.dev.linkemu /dev/pts/7 --baud 115200 --drop-rate 1e-4
     host: /dev/pts/9
 """
 
@@ -552,9 +552,9 @@ class LinkEmulator:
 
 
 def main(argv=None):
-    """`python -m tonebridge.linkemu TARGET`: print `host: /dev/pts/N`, forward until
+    """`python -m tonebridge.dev.linkemu TARGET`: print `host: /dev/pts/N`, forward until
     Ctrl-C or SIGTERM, then print the stats as JSON on stderr."""
-    parser = argparse.ArgumentParser(prog="python -m tonebridge.linkemu", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tonebridge.dev.linkemu", description=__doc__.split("\n")[0])
     parser.add_argument("target", help="the pedal's serial device, e.g. what `tonebridge sim` prints as serial:")
     parser.add_argument("--baud", type=int, default=None, help="line rate (default: unthrottled)")
     parser.add_argument("--drop-rate", type=float, default=0.0, help="probability that a byte is lost")

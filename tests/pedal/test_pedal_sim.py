@@ -15,9 +15,9 @@ import pytest
 from pedal_helpers import EMAIL, check_library, library, sign_in, status, sync_finished, wait_status
 from signin_helpers import configure, model_info
 
-from tonebridge import phone
-from tonebridge.emulator.server import EmulatorServer
-from tonebridge.sim import SimError, SimulatedPedal, ensure_flash, stage_firmware
+from tonebridge.dev import phone
+from tonebridge.dev.emulator.server import EmulatorServer
+from tonebridge.dev.simulator import SimError, SimulatedPedal, ensure_flash, stage_firmware
 
 
 @pytest.fixture
@@ -270,7 +270,7 @@ def test_the_pedal_paces_its_requests(emulator, lib, tmp_path):
 
 
 def test_a_stale_download_of_a_model_no_longer_listed_is_removed(emulator, lib, tmp_path):
-    from tonebridge.flashimage import make_image
+    from tonebridge.boards.flashimage import make_image
 
     flash = tmp_path / "flash.img"
     make_image(str(flash), {"models/99999.part": b"{" * 5000,

@@ -57,8 +57,8 @@ NONE_FOUND = ("no ESP32 pedal found on USB (looked for Espressif native USB, CP2
 
 
 def _board_usb_ids():
-    """The USB_IDS of every board in boards/ (the facts loaded by tonebridge.firmware)."""
-    from . import firmware  # board facts live there; imported late, it pulls in the build tools
+    """The USB_IDS of every board in boards/ (the facts loaded by tonebridge.boards.firmware)."""
+    from tonebridge.boards import firmware  # board facts live there; imported late: it pulls in the build tools
 
     found = []
     for name in firmware.board_names():
