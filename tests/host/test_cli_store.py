@@ -8,7 +8,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from tonebridge.api import token_store as store_module
+from tonebridge import fileio
 from tonebridge.cli import cli
 from tonebridge.cli.common import EXIT_SIGN_IN
 from tonebridge.api.token_store import TokenStore
@@ -51,7 +51,7 @@ def test_the_file_is_private_before_any_secret_is_written(tmp_path, monkeypatch)
         seen.append(mode(src))
         return real_replace(src, dst)
 
-    monkeypatch.setattr(store_module.os, "replace", spy)
+    monkeypatch.setattr(fileio.os, "replace", spy)
     old = os.umask(0)
     try:
         TokenStore(str(tmp_path)).save(API, tokens(), 0, 0)
@@ -67,7 +67,7 @@ def test_a_failed_write_leaves_the_old_session_intact(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store_module.os, "replace", crash)
+    monkeypatch.setattr(fileio.os, "replace", crash)
     with pytest.raises(OSError):
         store.save(API, tokens("NEW"), 0, 1_700_000_000)
     assert json.loads(open(store.path).read())["tokens"]["refresh_token"] == "OLD"

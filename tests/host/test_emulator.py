@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from tonebridge.dev.emulator import EmulatorConfig
-from tonebridge.dev.emulator.catalogue import GEARS, LICENSES, PLATFORMS, SIZES, Catalogue
-from tonebridge.dev.emulator.files import FileStore, wavenet_config, wavenet_weight_count, WAVENET_PRESETS
+from tonebridge.dev.emulator.catalogue import Catalogue
+from tonecore.records import GEARS, LICENSES, PLATFORMS, SIZES
+from tonebridge.dev.emulator.model_files import FileStore, wavenet_config, wavenet_weight_count, WAVENET_PRESETS
 from tonebridge.dev.emulator.server import EmulatorServer
 
 DEMO = "demo@example.com"
@@ -654,7 +655,7 @@ def test_index_page_and_unknown_paths(emu):
 def test_cli_prints_the_base_url_first_and_exits_cleanly(tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from tonebridge.dev.emulator.cli import emulator_command; emulator_command()",
+        [sys.executable, "-c", "from tonebridge.dev.emulator.command import emulator_command; emulator_command()",
          "--port", "0", "--rate-limit", "50", "--token-ttl", "60"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -676,7 +677,7 @@ def test_cli_prints_the_base_url_first_and_exits_cleanly(tmp_path):
 
 def test_cli_stops_on_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from tonebridge.dev.emulator.cli import emulator_command; emulator_command()",
+        [sys.executable, "-c", "from tonebridge.dev.emulator.command import emulator_command; emulator_command()",
          "--port", "0", "--chunked", "--no-rotate", "--storage-redirect", "--bench-files"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -712,7 +713,7 @@ def test_cli_serves_https_with_a_given_certificate(tmp_path):
     ca = trustme.CA()
     ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from tonebridge.dev.emulator.cli import emulator_command; emulator_command()",
+        [sys.executable, "-c", "from tonebridge.dev.emulator.command import emulator_command; emulator_command()",
          "--port", "0", "--tls-cert", str(tmp_path / "both.pem")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -27,7 +27,7 @@ import threading
 from tonecore.download import DownloadPlan
 from tonecore.errors import DownloadError, Forbidden, IntegrityError, NotFound, ToneError
 
-from tonebridge.api.token_store import ensure_private_dir, fsync_dir, read_json, write_json
+from tonebridge.fileio import ensure_private_dir, fsync_dir, read_json, write_json
 
 INDEX_FILE = "model-index.json"
 READ_CHUNK = 64 * 1024

@@ -31,9 +31,9 @@ def sim(ctx, board, heap, flash, ca, log, portal_port, overlay):
 
 
 def emulator_command():
-    """`tonebridge.dev.emulator.cli.emulator_command`, or a stand-in saying why it is missing."""
+    """`tonebridge.dev.emulator.command.emulator_command`, or a stand-in saying why it is missing."""
     try:
-        from tonebridge.dev.emulator.cli import emulator_command as command
+        from tonebridge.dev.emulator.command import emulator_command as command
     except Exception as error:  # noqa: BLE001 - the CLI must work without it
         reason = "%s: %s" % (type(error).__name__, error)
 

@@ -19,12 +19,12 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Route
 
-from . import control, downloads, pages
+from . import control, file_serving, pages
 from .config import EmulatorConfig
 from .middleware import EmulatorMiddleware
 from .signin import SignIn
 from .state import EmulatorState
-from .tokens import TokenError
+from .credentials import TokenError
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
@@ -168,8 +168,8 @@ async def download(request, state):
     if state.config.storage_redirect:
         if not state.storage_url:
             raise ApiError(503, "storage_unavailable", "The storage origin is not running")
-        return RedirectResponse(downloads.presigned_url(state, model, request), 302, headers={"Cache-Control": "no-store"})
-    return await downloads.file_response(request, state, model, error)
+        return RedirectResponse(file_serving.presigned_url(state, model, request), 302, headers={"Cache-Control": "no-store"})
+    return await file_serving.file_response(request, state, model, error)
 
 
 async def index(request):
@@ -196,7 +196,7 @@ def create_app(config=None, state=None):
         the app; its EmulatorState is `app.state.emulator`.
     """
     state = state or EmulatorState(config or EmulatorConfig())
-    downloads.quiet_cuts()
+    file_serving.quiet_cuts()
     routes = [
         Route("/", index, methods=["GET"]),
         Route("/api/v1/auth/session", create_session, methods=["POST"]),
@@ -216,11 +216,11 @@ def create_app(config=None, state=None):
 
 def create_storage_app(state):
     """The storage origin (presigned downloads) sharing `state` with the API app."""
-    downloads.quiet_cuts()
-    routes = [Route("/blob/{model_id:int}/{filename}", downloads.storage_blob, methods=["GET", "HEAD"])]
+    file_serving.quiet_cuts()
+    routes = [Route("/blob/{model_id:int}/{filename}", file_serving.storage_blob, methods=["GET", "HEAD"])]
 
     async def not_found(request, exc):
-        return downloads.s3_error(exc.status_code, "NoSuchKey" if exc.status_code == 404 else "MethodNotAllowed",
+        return file_serving.s3_error(exc.status_code, "NoSuchKey" if exc.status_code == 404 else "MethodNotAllowed",
                                   "The specified key does not exist." if exc.status_code == 404 else "Not allowed")
 
     app = Starlette(routes=routes, exception_handlers={HTTPException: not_found})

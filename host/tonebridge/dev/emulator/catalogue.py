@@ -3,7 +3,7 @@
 The *structure* is a fixed table (which user owns which tone, what demo@example.com has
 favorited, which tones are private, what kind of file every model is), so tests and docs
 can rely on it.  The seed decides the details: user ids, dates, counts, and the bytes of
-every model file (see `files.py`; nothing is generated until a file is requested).
+every model file (see `model_files.py`; nothing is generated until a file is requested).
 
 Summary (independent of the seed):
     36 tones, ids 1..36, 9 creators plus `demo_player` (demo@example.com).
@@ -21,15 +21,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from tonecore.records import GEARS, LICENSES, PLATFORMS, SIZES
+
 SITE = "https://www.tone3000.com"
 DEMO_EMAIL = "demo@example.com"
 CREATOR_DOMAIN = "creators.example"  # <username>@creators.example signs in as that creator
 REFERENCE_TIME = datetime.datetime(2025, 11, 1, tzinfo=datetime.timezone.utc)
 
-GEARS = ("amp", "full-rig", "pedal", "outboard", "ir")
-PLATFORMS = ("nam", "ir", "aida-x", "aa-snapshot", "proteus")
-LICENSES = ("t3k", "cc-by", "cc-by-sa", "cc-by-nc", "cc-by-nc-sa", "cc-by-nd", "cc-by-nc-nd", "cco")
-SIZES = ("standard", "lite", "feather", "nano", "custom")
+# The API's enums are the client's (tonecore.records): one list, served and parsed.
 EXTENSIONS = {"nam": ".nam", "ir": ".wav", "aida-x": ".json", "aa-snapshot": ".json", "proteus": ".json"}
 
 MAKES = ["Marshall", "Fender", "Electro-Harmonix", "Mesa/Boogie", "Neve", "Ampeg", "Vox", "Dumble",

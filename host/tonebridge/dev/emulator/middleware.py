@@ -15,7 +15,7 @@ import hashlib
 
 from starlette.responses import JSONResponse
 
-from .downloads import ConnectionCut, s3_error
+from .file_serving import ConnectionCut, s3_error
 
 
 def _client_key(scope, headers):

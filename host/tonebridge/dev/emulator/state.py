@@ -15,9 +15,9 @@ import urllib.parse
 
 from .catalogue import Catalogue
 from .config import EmulatorConfig
-from .files import FileStore
-from .ratelimit import RateLimiter
-from .tokens import Sessions
+from .model_files import FileStore
+from .throttle import FixedWindowThrottle
+from .credentials import Sessions
 
 LOG_SIZE = 500
 
@@ -42,7 +42,7 @@ class EmulatorState:
         self.catalogue = Catalogue(self.config.seed, self.config.bench_files)
         self.files = FileStore(self.catalogue)
         self.sessions = Sessions(self.config, self.now)
-        self.limiter = RateLimiter()
+        self.limiter = FixedWindowThrottle()
         self.outbox = []
         self.log = collections.deque(maxlen=LOG_SIZE)
         self.presign_secret = secrets.token_bytes(32)

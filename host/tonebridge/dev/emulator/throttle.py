@@ -31,7 +31,7 @@ class Decision:
         return headers
 
 
-class RateLimiter:
+class FixedWindowThrottle:
     """Per-key fixed windows.  `monotonic` and `wall` are clocks (for tests)."""
 
     def __init__(self, monotonic=time.monotonic, wall=time.time):
