@@ -21,14 +21,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from tonecore.records import GEARS, LICENSES, PLATFORMS, SIZES
+from tonecore.records import SIZES
 
 SITE = "https://www.tone3000.com"
 DEMO_EMAIL = "demo@example.com"
 CREATOR_DOMAIN = "creators.example"  # <username>@creators.example signs in as that creator
 REFERENCE_TIME = datetime.datetime(2025, 11, 1, tzinfo=datetime.timezone.utc)
 
-# The API's enums are the client's (tonecore.records): one list, served and parsed.
+# The API's enums are the client's (tonecore.records.GEARS, PLATFORMS, LICENSES, SIZES).
 EXTENSIONS = {"nam": ".nam", "ir": ".wav", "aida-x": ".json", "aa-snapshot": ".json", "proteus": ".json"}
 
 MAKES = ["Marshall", "Fender", "Electro-Harmonix", "Mesa/Boogie", "Neve", "Ampeg", "Vox", "Dumble",
