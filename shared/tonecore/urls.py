@@ -5,7 +5,7 @@ from .errors import UsageError
 
 # RFC 3986 unreserved characters are never escaped.
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-_HEX = "0123456789ABCDEF"
+_HEX = b"0123456789ABCDEF"
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -15,13 +15,15 @@ def quote(text, safe=""):
     quote("http://a/b?c=d") == "http%3A%2F%2Fa%2Fb%3Fc%3Dd"
     """
     safe_bytes = to_bytes(safe)
-    out = []
+    out = bytearray()  # one buffer, not a string per character (little heap on a pedal)
     for byte in to_bytes(text):
         if byte in _UNRESERVED or byte in safe_bytes:
-            out.append(chr(byte))
+            out.append(byte)
         else:
-            out.append("%" + _HEX[byte >> 4] + _HEX[byte & 15])
-    return "".join(out)
+            out.append(37)  # "%"
+            out.append(_HEX[byte >> 4])
+            out.append(_HEX[byte & 15])
+    return out.decode()
 
 
 def unquote(text, plus=False):
