@@ -39,7 +39,7 @@ RUNTIME_DEFAULTS = {f.name: f.default for f in dataclasses.fields(EmulatorConfig
 
 @pytest.fixture(scope="module")
 def server():
-    with EmulatorServer() as emu:
+    with EmulatorServer(dialect="v1") as emu:  # this module checks the seed document's API
         yield emu
 
 
@@ -47,7 +47,7 @@ def server():
 def emu(server):
     """The module's emulator, with defaults restored and logs cleared after each test."""
     yield server
-    server.config.apply(RUNTIME_DEFAULTS)
+    server.config.apply(dict(RUNTIME_DEFAULTS, dialect="v1"))
     server.state.reset()
 
 
@@ -693,7 +693,7 @@ def test_cli_stops_on_sigterm():
 
 
 def test_a_model_update_publishes_new_bytes_and_updated_at():
-    with EmulatorServer() as fresh:  # its own: the update changes the catalogue
+    with EmulatorServer(dialect="v1") as fresh:  # its own: the update changes the catalogue
         check_update(fresh.base_url)
 
 

@@ -115,40 +115,80 @@ def outbox_code(emulator_base, email, after=0.0, timeout_s=10.0, verify=True):
     return read
 
 
-def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True, verify=True):
-    """Open `start_url`, submit `email`, type the code `read_code()` returns.
+def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True, verify=True, consent="allow"):
+    """Open `start_url`, submit `email`, type the code `read_code()` returns, and answer
+    the consent page (today's OAuth sign-in has one) with `consent` ("allow"/"deny").
 
     Returns:
         the final httpx.Response: the page the browser lands on after the redirect to
         the app's redirect_url (the callback), or, with follow_to_callback False, the
-        redirect itself (its Location holds api_key).
+        redirect that leaves the sign-in service (its Location holds api_key, or code
+        and state).  Redirects within the service (the LAN relay's bridge) are followed.
     Raises:
         PhoneError: a page had no usable form, or the code was refused.
     """
+    service = _origin(start_url)
     with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as http:
-        page = http.get(start_url)
-        page = _follow(http, page, start_url, follow_to_callback)
-        form, field = _find_form(parse_forms(page.text), "email")
-        if form is None:
-            raise PhoneError("the sign-in page has no email form (HTTP %d)" % page.status_code)
-        reply = _submit(http, str(page.url), form, {field: email})
-        reply = _follow(http, reply, str(page.url), follow_to_callback)
-        form, field = _find_form(parse_forms(reply.text), "code")
-        if form is None:
-            raise PhoneError("no code form after the email (HTTP %d): %s" % (reply.status_code, _text(reply)))
-        done = _submit(http, str(reply.url), form, {field: read_code()})
+        page = _follow(http, http.get(start_url), service, follow_to_callback)
+        done = _prove_email(http, page, email, read_code, service, follow_to_callback, consent)
         if done.is_redirect and not follow_to_callback:
             return done
-        final = _follow(http, done, str(reply.url), True)
         if not done.is_redirect:
-            raise PhoneError("the code was not accepted (HTTP %d): %s" % (done.status_code, _text(done)))
-        return final
+            raise PhoneError("the sign-in did not finish (HTTP %d): %s" % (done.status_code, _text(done)))
+        return _follow(http, done, service, True)
 
 
-def _follow(http, response, base, follow):
+def activate(verification_uri, user_code, email, read_code, timeout_s=15.0, verify=True, consent="allow"):
+    """Connect a device with the device grant: open the verification page, type the
+    device's `user_code` (unless the URL already carries it), sign in, answer consent.
+
+    Returns:
+        the last page (httpx.Response): "Device connected", or "Not connected".
+    """
+    service = _origin(verification_uri)
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as http:
+        page = http.get(verification_uri)
+        form, field = _find_form(parse_forms(page.text), "user_code")
+        if form is None:
+            raise PhoneError("the activation page has no code form (HTTP %d)" % page.status_code)
+        reply = _submit(http, str(page.url), form, {field: form.fields.get(field) or user_code})
+        return _prove_email(http, reply, email, read_code, service, True, consent)
+
+
+def _prove_email(http, page, email, read_code, service, follow, consent):
+    """Email form -> code form -> consent page (if any): the response after the last one."""
+    form, field = _find_form(parse_forms(page.text), "email")
+    if form is None:
+        raise PhoneError("the sign-in page has no email form (HTTP %d): %s" % (page.status_code, _text(page)))
+    reply = _follow(http, _submit(http, str(page.url), form, {field: email}), service, follow)
+    form, field = _find_form(parse_forms(reply.text), "code")
+    if form is None:
+        raise PhoneError("no code form after the email (HTTP %d): %s" % (reply.status_code, _text(reply)))
+    done = _submit(http, str(reply.url), form, {field: read_code()})
+    if not done.is_redirect:
+        choice = [f for f in parse_forms(done.text) if f.fields.get("decision") == consent]
+        if not choice:
+            if done.status_code >= 400:
+                raise PhoneError("the code was not accepted (HTTP %d): %s" % (done.status_code, _text(done)))
+            return done
+        done = _submit(http, str(done.url), choice[0], {})
+    return _follow(http, done, service, follow)
+
+
+def _origin(url):
+    parts = urllib.parse.urlsplit(url)
+    return "%s://%s" % (parts.scheme, parts.netloc)
+
+
+def _follow(http, response, service, follow):
+    """Follow redirects: all of them when `follow`, else only those within `service`
+    (the sign-in service's origin), stopping at the one that leaves for the app."""
     hops = 0
-    while response.is_redirect and follow and hops < 10:
-        response = http.get(urllib.parse.urljoin(str(response.url), response.headers["location"]))
+    while response.is_redirect and hops < 10:
+        target = urllib.parse.urljoin(str(response.url), response.headers["location"])
+        if not follow and _origin(target) != service:
+            break
+        response = http.get(target)
         hops += 1
     return response
 

@@ -192,6 +192,16 @@ BENCH_TONE = (90, "demo_player", "bench", "Benchmark IRs (long tails)", "ir", "i
                M("Tail 4 MB", samples=24000, bits=24, repeat=58),
                M("Tail 40 KB", samples=13600, bits=24, repeat=1)])
 
+# NAM "A2" models (TONE3000's second standard architecture), added to these tones after
+# everything else so that every other id stays as it was.  A listing leaves them out
+# unless it asks for `architecture=2` (today's dialect; the seed's v1 never shows them).
+A2_MODELS = [
+    (3, [M("Vol 5 Edge (A2)", a2=True), M("Vol 5 Edge (A2 Nano)", "nano", a2=True)]),
+    (4, [M("Sustain 7 Tone 5 (A2)", "feather", a2=True)]),
+    (11, [M("Red Modern (A2)", a2=True)]),
+]
+A2_FIRST_ID = 5001
+
 # demo's favorites, most recently favorited first (the listing's order).
 DEMO_FAVORITES = [3, 8, 5, 10, 4, 11, 12, 6, 16, 7, 13, 17, 14, 18]
 DESCRIPTIONS = [
@@ -243,9 +253,19 @@ class Model:
     updated_at: str
     version: int = 0  # bumped by POST /_emulator/models/{id}/update: new bytes, new updated_at
 
-    def to_json(self, base_url):
+    @property
+    def architecture_version(self):
+        """"2" for an A2 NAM model, "1" for a standard-size WaveNet, "custom" for other
+        NAM models (LSTMs, odd sizes); None for the other formats."""
+        if self.platform != "nam":
+            return None
+        if self.params.get("a2"):
+            return "2"
+        return "custom" if self.size == "custom" or self.params.get("arch") == "LSTM" else "1"
+
+    def to_json(self, base_url, dialect="v1"):
         """The Model shape; model_url points at the emulator itself."""
-        return {
+        data = {
             "id": self.id,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -255,6 +275,9 @@ class Model:
             "size": self.size,
             "tone_id": self.tone_id,
         }
+        if dialect != "v1":
+            data["architecture_version"] = self.architecture_version
+        return data
 
 
 @dataclass
@@ -282,9 +305,10 @@ class Tone:
         present = {m.size for m in self.models}
         return [s for s in SIZES if s in present]
 
-    def to_json(self):
-        """The Tone shape."""
-        return {
+    def to_json(self, dialect="v1"):
+        """The Tone shape: the seed's (v1), or today's (`format` for `platform`, gear
+        `full-rig` answered as `amp-cab`)."""
+        data = {
             "id": self.id,
             "user_id": self.user.id,
             "user": self.user.embedded(),
@@ -301,11 +325,23 @@ class Tone:
             "sizes": self.sizes,
             "makes": [{"id": MAKE_IDS[name], "name": name} for name in self.makes],
             "tags": [{"id": TAG_IDS[name], "name": name} for name in self.tags],
-            "models_count": len(self.models),
+            "models_count": len(self.listed_models()),
             "downloads_count": self.downloads_count,
             "favorites_count": self.favorites_count,
             "url": "%s/tones/%s-%d" % (SITE, slugify(self.title), self.id),
         }
+        if dialect != "v1":
+            data["format"] = data.pop("platform")
+            if data["gear"] == "full-rig":
+                data["gear"] = "amp-cab"
+        return data
+
+    def listed_models(self, architecture=None):
+        """The models a listing shows: without `architecture` the legacy set (A1, custom
+        and the formats that have none), else only that architecture version."""
+        if architecture is None:
+            return [m for m in self.models if m.architecture_version != "2"]
+        return [m for m in self.models if m.architecture_version == architecture]
 
 
 def slugify(text):
@@ -334,6 +370,7 @@ class Catalogue:
         self._by_email = {}
         self._by_name = {}
         self.favorites = {}  # user id -> [(tone id, favorited_at)], newest first
+        self.downloads = {}  # user id -> [tone id], most recently downloaded first
         start = datetime.datetime(2023, 1, 9, 10, 0, tzinfo=datetime.timezone.utc)
         self.demo = self._add_user(rng, "demo_player", DEMO_EMAIL, "Weekend player; pedals on ESP32 boards.",
                                    True, start)
@@ -349,8 +386,24 @@ class Catalogue:
             tone = self._add_tone(rng, row, moment, next_model)
             next_model += len(tone.models)
         self.favorites[self.demo.id] = self._favorite_times(rng, DEMO_FAVORITES)
+        self._add_a2_models()
         if bench_files:  # after everything else: the default catalogue stays byte-identical
             self._add_tone(rng, BENCH_TONE, moment + datetime.timedelta(days=1), next_model)
+
+    def _add_a2_models(self):
+        """The A2 models (A2_MODELS), dated like the tone's last model."""
+        model_id = A2_FIRST_ID
+        for tone_id, specs in A2_MODELS:
+            tone = self.tones[tone_id]
+            last = tone.models[-1]
+            for spec in specs:
+                model = Model(model_id, tone_id, tone.user.id, spec.name, spec.size,
+                              slugify("%s %s" % (last.filename.rsplit(".", 1)[0].split("-")[0], spec.name))
+                              + EXTENSIONS[tone.platform], tone.platform, dict(spec.params), last.created_at,
+                              last.updated_at)
+                tone.models.append(model)
+                self.models[model.id] = model
+                model_id += 1
 
     def _add_user(self, rng, username, email, bio, avatar, created):
         user = User(
@@ -445,6 +498,17 @@ class Catalogue:
     def favorited_by(self, user_id):
         """Tones `user_id` has favorited, most recently favorited first."""
         return [self.tones[tone_id] for tone_id, _ in self.favorites.get(user_id, [])]
+
+    def downloaded_by(self, user_id):
+        """Tones `user_id` downloaded a model of, most recent first."""
+        return [self.tones[tone_id] for tone_id in self.downloads.get(user_id, [])]
+
+    def note_download(self, user_id, tone_id):
+        """Record that `user_id` downloaded a model of `tone_id` (newest first, no repeats)."""
+        seen = self.downloads.setdefault(user_id, [])
+        if tone_id in seen:
+            seen.remove(tone_id)
+        seen.insert(0, tone_id)
 
     def has_favorited(self, user_id, tone_id):
         return any(tid == tone_id for tid, _ in self.favorites.get(user_id, []))

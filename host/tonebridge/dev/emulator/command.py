@@ -1,15 +1,17 @@
-"""`tonebridge emulator`: run the local TONE3000 API v1 emulator in the foreground.
+"""`tonebridge emulator`: run the local TONE3000 API emulator in the foreground.
 
 The first line on stdout is the base URL (e.g. http://127.0.0.1:54321); after it come
 the "emails": `otp: <email> <code>` and `magic-link: <email> <url>`, one per line.
-Ctrl-C or SIGTERM stops it with exit status 0.
+stderr says which dialect it speaks and the demo app's publishable key (the OAuth
+client_id, registered at start).  Ctrl-C or SIGTERM stops it with exit status 0.
 """
 
 import sys
 
 import click
 
-from .config import EmulatorConfig
+from .config import DIALECTS, EmulatorConfig
+from .oauth import DEMO_CLIENT_ID
 
 
 @click.command("emulator")
@@ -38,10 +40,12 @@ from .config import EmulatorConfig
               help="Serve https with this certificate chain (PEM; its key too unless --tls-key).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
 @click.option("--tls-host", default="localhost", show_default=True, help="With --tls-cert: the name in the URLs.")
+@click.option("--dialect", type=click.Choice(DIALECTS), default="current", show_default=True,
+              help="Today's API (OAuth, snake_case, format, architecture) or the seed's v1 (OTP, camelCase).")
 def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate, rate_limit, no_range,
                      storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed, bench_files, tls_cert, tls_key,
-                     tls_host):
-    """Run a local TONE3000 API v1 emulator (prints its base URL first).
+                     tls_host, dialect):
+    """Run a local TONE3000 API emulator (prints its base URL first).
 
     Sign in as demo@example.com for tones and favorites; any other email is a new,
     empty user.  Codes and links are printed here and listed at /_emulator/outbox.
@@ -52,7 +56,7 @@ def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate
                             token_ttl=token_ttl,
                             refresh_ttl=refresh_ttl, rotate_refresh=not no_rotate, rate_limit=rate_limit,
                             range_support=not no_range, storage_redirect=storage_redirect, chunked=chunked,
-                            cut_after=cut_after, delay_ms=delay_ms, fail_5xx=fail_5xx)
+                            cut_after=cut_after, delay_ms=delay_ms, fail_5xx=fail_5xx, dialect=dialect)
     if tls_key and not tls_cert:
         raise click.UsageError("--tls-key needs --tls-cert")
     tls = (tls_cert, tls_key or tls_cert) if tls_cert else None
@@ -62,4 +66,7 @@ def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate
         raise click.ClickException("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
     sys.stdout.write(server.base_url + "\n")
     sys.stdout.flush()
+    sys.stderr.write("emulator: %s dialect; the demo app's publishable key (client id) is %s\n"
+                     % ("today's" if dialect == "current" else "the seed's v1", DEMO_CLIENT_ID))
+    sys.stderr.flush()
     server.run_forever()

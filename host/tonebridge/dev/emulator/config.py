@@ -44,6 +44,12 @@ class EmulatorConfig:
             can "wait an hour" instantly).
         code_ttl, api_key_ttl, max_code_attempts: the sign-in rules.
         chunk_size: bytes per write when streaming a download.
+        dialect: "current" (today's service: snake_case, `format`, `architecture`,
+            OAuth) or "v1" (the seed document exactly: camelCase pages, `platform`).
+            Both accept either spelling of the query parameters; "current" names the
+            legacy ones it was given in X-Tone3000-Deprecations.
+        oauth_code_ttl: lifetime of an OAuth authorization code (single use).
+        device_ttl, device_interval: the device grant's `expires_in` and `interval`.
     """
 
     host: str = "127.0.0.1"
@@ -70,6 +76,10 @@ class EmulatorConfig:
     api_key_ttl: int = 600
     max_code_attempts: int = 5
     chunk_size: int = 65536
+    dialect: str = "current"
+    oauth_code_ttl: int = 1800
+    device_ttl: int = 600
+    device_interval: int = 5
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -106,7 +116,8 @@ STARTUP_ONLY = ("host", "port", "storage_port", "seed", "bench_files")
 _FIELDS = {f.name: f for f in dataclasses.fields(EmulatorConfig)}
 _OPTIONAL_INT = ("retry_after", "cut_after")
 _POSITIVE = ("token_ttl", "refresh_ttl", "rate_window", "presign_ttl", "code_ttl", "api_key_ttl",
-             "max_code_attempts", "chunk_size")
+             "max_code_attempts", "chunk_size", "oauth_code_ttl", "device_ttl", "device_interval")
+DIALECTS = ("current", "v1")
 
 
 def _is_int(value):
@@ -120,6 +131,10 @@ def _check(name, value):
     if name in STARTUP_ONLY:
         raise ValueError("%r can only be set at start-up" % name)
     default = _FIELDS[name].default
+    if name == "dialect":
+        if value not in DIALECTS:
+            raise ValueError("dialect must be one of %s" % ", ".join(DIALECTS))
+        return value
     if name == "cut_queue":
         if not isinstance(value, list) or not all(_is_int(v) and v >= 0 for v in value):
             raise ValueError("cut_queue must be a list of byte offsets (integers >= 0)")

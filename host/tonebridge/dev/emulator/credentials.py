@@ -10,6 +10,11 @@ Rules:
     refresh token  valid `refresh_ttl`; with `rotate_refresh` each use returns a new one
                    and revokes the old one and its access token; without rotation the
                    same refresh token is returned and stays valid
+
+OAuth sessions (`issue_oauth`, `refresh_oauth`) belong to a client id and always rotate.
+Every token of one sign-in is one *family* (the session id): presenting a refresh token
+that was already rotated away is taken as theft and revokes the whole family, the
+current pair included (RFC 9700 §4.14.2).
 """
 
 import secrets
@@ -27,10 +32,12 @@ class TokenError(Exception):
 @dataclass
 class _Grant:
     user_id: str
-    session_id: str
+    session_id: str  # the family: every token of one sign-in
     expires: float
     revoked: bool = False
     pair: str = ""  # access token of a refresh token
+    client_id: str = ""  # OAuth sessions only
+    rotated: bool = False  # a refresh token that was used (and so replaced)
 
 
 class Sessions:
@@ -111,16 +118,63 @@ class Sessions:
             raise TokenError("invalid_token", "The access token has expired")
         return grant.user_id
 
+    # -- OAuth ------------------------------------------------------------------------
+
+    def issue_oauth(self, user_id, client_id):
+        """A new OAuth session (a new family) for `user_id` signed in through `client_id`."""
+        return self._new_session(user_id, secrets.token_hex(8), client_id)
+
+    def refresh_oauth(self, refresh_token, client_id):
+        """A new pair for an OAuth refresh token; the old one is rotated away.
+
+        Raises:
+            TokenError: invalid_grant (unknown, expired, revoked, another client's, or a
+                reused one: then the whole family is revoked).
+        """
+        grant = self._refresh.get(refresh_token) if isinstance(refresh_token, str) else None
+        if grant is None or not grant.client_id:
+            raise TokenError("invalid_grant", "Unknown refresh_token")
+        if grant.client_id != client_id:
+            raise TokenError("invalid_grant", "This refresh_token was issued to another client")
+        if grant.rotated:
+            self.revoke_family(grant.session_id)
+            raise TokenError("invalid_grant", "This refresh_token was already used; the session is revoked")
+        if grant.revoked:
+            raise TokenError("invalid_grant", "This refresh_token was revoked")
+        if self.clock() >= grant.expires:
+            raise TokenError("invalid_grant", "This refresh_token has expired; sign in again")
+        grant.rotated = grant.revoked = True
+        old = self._access.get(grant.pair)
+        if old is not None:
+            old.revoked = True
+        return self._new_session(grant.user_id, grant.session_id, client_id)
+
+    def family_of(self, refresh_token):
+        """The family (session id) of a refresh token, or None."""
+        grant = self._refresh.get(refresh_token)
+        return grant.session_id if grant is not None else None
+
+    def revoke_family(self, session_id):
+        """Revoke every access and refresh token of one sign-in."""
+        for store in (self._access, self._refresh):
+            for grant in store.values():
+                if grant.session_id == session_id:
+                    grant.revoked = True
+
     def _new_access(self, user_id, session_id):
         token = secrets.token_urlsafe(32)
         self._access[token] = _Grant(user_id, session_id, self.clock() + self.config.token_ttl)
         return token
 
-    def _new_session(self, user_id, session_id):
+    def _new_session(self, user_id, session_id, client_id=""):
         access = self._new_access(user_id, session_id)
         refresh = secrets.token_urlsafe(40)
-        self._refresh[refresh] = _Grant(user_id, session_id, self.clock() + self.config.refresh_ttl, pair=access)
-        return self._session(access, refresh)
+        self._refresh[refresh] = _Grant(user_id, session_id, self.clock() + self.config.refresh_ttl, pair=access,
+                                        client_id=client_id)
+        session = self._session(access, refresh)
+        if client_id:
+            session["scope"] = "read"
+        return session
 
     def _session(self, access, refresh):
         return {"access_token": access, "refresh_token": refresh, "expires_in": self.config.token_ttl,

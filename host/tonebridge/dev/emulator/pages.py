@@ -122,18 +122,62 @@ def problem_page(title, message, restart_url=None):
 def index_page(base_url, storage_url):
     """GET / : what this server is and where things are."""
     rows = [
-        ("GET", "/api/v1/auth?redirect_url=…&amp;otp_only=true", "sign-in page"),
+        ("GET", "/api/v1/oauth/authorize?client_id=…&amp;redirect_uri=…&amp;code_challenge=…", "OAuth sign-in"),
+        ("POST", "/api/v1/oauth/token · /oauth/device_authorization", "OAuth tokens, device grant"),
+        ("GET", "/activate", "enter a device's code"),
+        ("GET", "/api/v1/auth?redirect_url=…&amp;otp_only=true", "sign-in page (v1)"),
         ("POST", "/api/v1/auth/session", "api_key → session"),
         ("POST", "/api/v1/auth/session/refresh", "refresh"),
         ("GET", "/api/v1/user", "profile"),
         ("GET", "/api/v1/tones/created · /tones/favorited", "tones"),
-        ("GET", "/api/v1/models?toneId=…", "models"),
+        ("GET", "/api/v1/models?tone_id=…", "models"),
         ("GET", "/_emulator/outbox · /_emulator/requests · /_emulator/config", "inspection"),
     ]
     table = "".join("<li><code>%s %s</code> &mdash; %s</li>" % row for row in rows)
     body = (
-        "<h1>TONE3000 API v1 emulator</h1><p>API origin: <code>%s</code><br>Storage origin: <code>%s</code></p>"
+        "<h1>TONE3000 API emulator</h1><p>API origin: <code>%s</code><br>Storage origin: <code>%s</code></p>"
         "<ul>%s</ul><p>Sign in as <code>demo@example.com</code> for a catalogue with tones and favorites.</p>"
         % (escape(base_url), escape(storage_url or "not running"), table)
     )
     return layout("Emulator", body)
+
+
+OAUTH = "/api/v1/oauth"
+
+
+def consent_page(kind, request_id, app_name, username):
+    """After sign-in: may this app use the account?  `kind`: "code" or "device"."""
+    body = (
+        "<h1>Allow %s?</h1><p>Signed in as <strong>%s</strong>. <strong>%s</strong> wants to read your "
+        "profile, your tones and your models, and download the models you may download.</p>"
+        '<form method="post" action="%s/consent"><input type="hidden" name="kind" value="%s">'
+        '<input type="hidden" name="request" value="%s"><input type="hidden" name="decision" value="allow">'
+        '<button type="submit">Allow</button></form>'
+        '<form method="post" action="%s/consent"><input type="hidden" name="kind" value="%s">'
+        '<input type="hidden" name="request" value="%s"><input type="hidden" name="decision" value="deny">'
+        '<button type="submit" class="secondary">Deny</button></form>'
+        % (escape(app_name), escape(username), escape(app_name), OAUTH, escape(kind), escape(request_id),
+           OAUTH, escape(kind), escape(request_id))
+    )
+    return layout("Allow access", body)
+
+
+def activate_page(user_code="", error=None):
+    """GET /activate: type the code a device shows."""
+    body = (
+        "<h1>Connect a device</h1><p>Enter the code shown on your device.</p>%s"
+        '<form method="post" action="/activate"><label for="user_code">Code</label>'
+        '<input id="user_code" type="text" name="user_code" value="%s" autocomplete="off" autocapitalize="characters" '
+        'required autofocus><button type="submit">Continue</button></form>'
+        % (_messages(error), escape(user_code))
+    )
+    return layout("Connect a device", body)
+
+
+def device_done_page(approved, app_name):
+    """The end of a device sign-in on the phone."""
+    if approved:
+        return layout("Device connected", "<h1>Device connected</h1><p>%s is signed in. You can close this page "
+                      "and go back to your device.</p>" % escape(app_name))
+    return layout("Not connected", "<h1>Not connected</h1><p>You denied access; %s is not signed in.</p>"
+                  % escape(app_name))

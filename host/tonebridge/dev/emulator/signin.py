@@ -7,6 +7,10 @@
     POST /api/v1/auth/cancel     303 to redirect_url?error=access_denied
     GET  /api/v1/auth/magic      the emailed link -> 303 to redirect_url?api_key=…
 
+The same pages prove the user's email for the OAuth flows (`oauth.py`): a flow started
+by `begin(purpose)` ends in `purpose.complete(flow, user)` (the consent step) instead of
+the api_key redirect, and its Cancel in `purpose.cancel(flow)`.
+
 The state of each sign-in (a "flow") stays on the server, keyed by a random hidden field
 `flow`.  Codes: 6 digits, single use, valid `code_ttl`, dead after `max_code_attempts`
 wrong tries.  Links: single use, valid `code_ttl`.
@@ -40,6 +44,7 @@ class Flow:
     attempts: int = 0
     used: bool = False
     link_token: Optional[str] = None
+    purpose: Optional[object] = None  # an OAuth sign-in: what happens once the email is proven
 
 
 def valid_redirect(url):
@@ -85,6 +90,14 @@ class SignIn:
             Route("/api/v1/auth/cancel", self.cancel, methods=["POST"]),
             Route("/api/v1/auth/magic", self.magic, methods=["GET"]),
         ]
+
+    def begin(self, purpose, login_hint=None):
+        """Start an OTP sign-in for an OAuth flow (see the module docstring); the email page."""
+        self._expire_flows()
+        flow = Flow(secrets.token_urlsafe(18), "", True, self.state.now() + FLOW_TTL, purpose=purpose)
+        self.flows[flow.id] = flow
+        hint = login_hint if login_hint and EMAIL_RE.match(login_hint) else ""
+        return html(pages.email_page(flow.id, True, hint))
 
     # -- handlers -----------------------------------------------------------------
 
@@ -145,7 +158,7 @@ class SignIn:
         flow = self.flows.get(self.links.get(token, ""))
         if flow is None or flow.link_token != token or flow.used or self.state.now() >= flow.code_expires:
             restart = None
-            if flow is not None:
+            if flow is not None and flow.purpose is None:
                 restart = "/api/v1/auth?" + urllib.parse.urlencode({"redirect_url": flow.redirect_url})
             return html(pages.problem_page("Link not valid", "This sign-in link has expired or was already used.",
                                            restart), 400)
@@ -157,6 +170,8 @@ class SignIn:
         flow = self.flows.pop((await form_fields(request)).get("flow", ""), None)
         if flow is None:
             return self._flow_gone()
+        if flow.purpose is not None:
+            return flow.purpose.cancel(flow)
         return RedirectResponse(add_params(flow.redirect_url, {"error": "access_denied"}), 303)
 
     # -- helpers ------------------------------------------------------------------
@@ -180,6 +195,8 @@ class SignIn:
 
     def _complete(self, flow):
         user = self.state.catalogue.user_for_email(flow.email, _utc(self.state.now()))
+        if flow.purpose is not None:
+            return flow.purpose.complete(flow, user)
         api_key = self.state.sessions.issue_api_key(user.id)
         return RedirectResponse(add_params(flow.redirect_url, {"api_key": api_key}), 303,
                                 headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
