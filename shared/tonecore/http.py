@@ -7,6 +7,7 @@ subclass Response to add `close()`.
 
 from .compat import json, to_str
 from .errors import ProtocolError
+from .urls import shown
 
 
 class Request:
@@ -35,7 +36,7 @@ class Request:
 
     def __repr__(self):
         # Never show header values: they may hold a token.
-        return "<Request %s %s>" % (self.method, self.url)
+        return "<Request %s %s>" % (self.method, shown(self.url))
 
 
 def json_request(method, url, payload, headers=None):
@@ -72,11 +73,13 @@ class Response:
             ProtocolError: empty or malformed JSON.
         """
         if not self.body:
-            raise ProtocolError("expected a JSON body from %s, got none (HTTP %d)" % (self.url, self.status))
+            raise ProtocolError("expected a JSON body from %s, got none (HTTP %d)" % (shown(self.url), self.status))
         try:
             return json.loads(to_str(self.body))
-        except (ValueError, UnicodeError):
-            raise ProtocolError("malformed JSON from %s (HTTP %d)" % (self.url, self.status))
+        except (ValueError, UnicodeError, RuntimeError, MemoryError):
+            # RuntimeError: too deeply nested (CPython's RecursionError, MicroPython's
+            # "maximum recursion depth"); MemoryError: the same on a small heap.
+            raise ProtocolError("malformed JSON from %s (HTTP %d)" % (shown(self.url), self.status))
 
     def error_message(self, default):
         """The human message of an error body ({"message"} or {"error"}), else `default`."""
@@ -97,4 +100,4 @@ class Response:
         """Release the connection (adapters with streams override this)."""
 
     def __repr__(self):
-        return "<Response %d %s>" % (self.status, self.url)
+        return "<Response %d %s>" % (self.status, shown(self.url))

@@ -55,6 +55,6 @@ def retry_after_ms(value, default_ms=1000, max_ms=600000):
         seconds = float(value)
     except ValueError:
         return default_ms
-    if seconds < 0:
+    if not 0 <= seconds <= max_ms:  # negative, NaN (compares false) or infinite: as if absent
         return default_ms
     return min(int(seconds * 1000), max_ms)

@@ -7,7 +7,7 @@
 """
 
 from .errors import RedirectError
-from .urls import join, split_url
+from .urls import join, shown, split_url
 
 MAX_HOPS = 5
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
@@ -26,10 +26,10 @@ def next_request(request, response, hops_done, max_hops=MAX_HOPS):
         RedirectError: too many hops, no Location, or an https->http downgrade.
     """
     if hops_done >= max_hops:
-        raise RedirectError("too many redirects (more than %d) starting from %s" % (max_hops, request.url))
+        raise RedirectError("too many redirects (more than %d) starting from %s" % (max_hops, shown(request.url)))
     location = response.header("location")
     if not location:
-        raise RedirectError("HTTP %d redirect from %s has no Location" % (response.status, request.url))
+        raise RedirectError("HTTP %d redirect from %s has no Location" % (response.status, shown(request.url)))
     target = join(request.url, location)
     old = split_url(request.url)
     new = split_url(target)

@@ -43,6 +43,15 @@ def unquote(text, plus=False):
     return bytes(out).decode("utf-8")
 
 
+def shown(url):
+    """`url` as it may appear in a message: no query or fragment (signed URLs carry
+    their secret there), and at most 120 characters."""
+    text = str(url).split("#", 1)[0]
+    if "?" in text:
+        text = text.split("?", 1)[0] + "?..."
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _is_hex(byte):
     return (48 <= byte <= 57) or (65 <= byte <= 70) or (97 <= byte <= 102)
 
@@ -153,22 +162,22 @@ def _split_authority(authority, url):
     if authority.startswith("["):
         end = authority.find("]")
         if end < 0:
-            raise UsageError("bad IPv6 host in URL: %s" % url)
+            raise UsageError("bad IPv6 host in URL: %s" % shown(url))
         host = authority[1:end]
         rest = authority[end + 1 :]
         if rest.startswith(":"):
             port = rest[1:]
         elif rest:
-            raise UsageError("bad host in URL: %s" % url)
+            raise UsageError("bad host in URL: %s" % shown(url))
     elif ":" in authority:
         host, port = authority.rsplit(":", 1)
     else:
         host = authority
     if not host:
-        raise UsageError("URL has no host: %s" % url)
+        raise UsageError("URL has no host: %s" % shown(url))
     if port is not None:
         if not port.isdigit() or not 0 < int(port) < 65536:
-            raise UsageError("bad port in URL: %s" % url)
+            raise UsageError("bad port in URL: %s" % shown(url))
         port = int(port)
     return host.lower(), port
 

@@ -1,7 +1,7 @@
 import unittest
 
 from tonecore.errors import UsageError
-from tonecore.urls import add_query, join, parse_query, quote, split_url, unquote, urlencode
+from tonecore.urls import add_query, join, parse_query, quote, shown, split_url, unquote, urlencode
 
 
 class QuoteTest(unittest.TestCase):
@@ -90,3 +90,15 @@ class JoinTest(unittest.TestCase):
 
     def test_query_only(self):
         self.assertEqual(join(self.BASE, "?y=2"), "https://h.example/api/v1/models/7/download/a.nam?y=2")
+
+
+class ShownTest(unittest.TestCase):
+    def test_messages_never_carry_a_query_or_fragment(self):
+        self.assertEqual(shown("https://s.example/blob/1/a.nam?expires=1&sig=SECRET#x"), "https://s.example/blob/1/a.nam?...")
+        self.assertEqual(shown("https://s.example/a#frag"), "https://s.example/a")
+        self.assertEqual(len(shown("https://s.example/" + "a" * 500)), 120)
+
+    def test_url_errors_hide_the_query(self):
+        with self.assertRaises(UsageError) as caught:
+            split_url("http://[::1/x?sig=SECRET")
+        self.assertNotIn("SECRET", str(caught.exception))
