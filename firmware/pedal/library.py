@@ -7,15 +7,23 @@ Layout under the flash root:
     models/<id>-<sha8>.<ext>   an installed model; the name changes with the content,
                             so a new version never overwrites the file the manifest
                             still points at
-    models/<id>.part        a download in progress, synced to flash every SYNC_EVERY
-    models/<id>.part.json   what that .part is (url, updated_at, etag) for resuming
+    models/<id>.part        a model arriving: a Wi-Fi download or a USB push
+    models/<id>.part.json   which transfer that .part belongs to, for resuming:
+                            {id, updated_at, etag} for a download, {id, source: "usb",
+                            size, sha256} for a push
+
+Every model arrives the same way, through a `PartFile` (`Library.open_part`): the .part
+is resumed when its sidecar names the same transfer (the core decides and re-reads the
+bytes already there into the checks), space is reserved once the length is known,
+writes are flushed periodically, the core's checks verify length, SHA-256 and format,
+and only then is it installed.
 
 Every JSON file is replaced atomically: written to `<name>.tmp`, synced, renamed over
-the old one (littlefs renames atomically).  Install order: verify the .part (length,
-SHA-256, format) -> rename it to its final name -> rewrite the manifest -> delete the
-file of the version it replaced.  A crash at any point leaves the manifest pointing at
-complete, verified files; `recover()` at boot deletes leftovers (temporaries and files
-no manifest entry owns) and keeps .part files for resuming.
+the old one (littlefs renames atomically).  Install order: verify the .part -> rename
+it to its final name -> rewrite the manifest -> delete the file of the version it
+replaced.  A crash at any point leaves the manifest pointing at complete, verified
+files; `recover()` at boot deletes leftovers (temporaries and files no manifest entry
+owns) and keeps .part files for resuming.
 """
 
 import json
@@ -23,7 +31,10 @@ import os
 from binascii import unhexlify
 
 from tonecore.compat import hexlify
-from tonecore.errors import ToneError
+from tonecore.download import resume_offset
+from tonecore.errors import IntegrityError, ToneError
+from tonecore.formats import extension, fits
+from tonecore.link import E_NO_SPACE, E_NOT_FOUND, E_STORAGE, E_TOO_LARGE
 
 # A manifest entry in RAM is a tuple in this order (about half the heap of a dict), its
 # sha256 as 32 bytes (hex on flash) and, instead of the file name, only its extension
@@ -33,33 +44,36 @@ ID, TONE, NAME, PLATFORM, SIZE, BYTES, SHA, UPDATED, EXT = range(9)
 
 MANIFEST = "library.json"
 MODELS = "models"
-SPARE_BLOCKS = 16  # kept free beyond a download: manifest rewrites, littlefs metadata
-SYNC_EVERY = 256 * 1024  # a .part is synced (made durable) after this many bytes
+SPARE_BLOCKS = 16  # kept free beyond a model arriving: manifest rewrites, littlefs metadata
+SYNC_EVERY = 256 * 1024  # a downloading .part is synced (made durable) after this many bytes
 ENOSPC = 28
+USB = "usb"  # the sidecar "source" of a USB push: a sync leaves such a .part alone
 
 
 class LibraryError(ToneError):
-    """The library cannot do that (unknown model, damaged manifest)."""
+    """The library cannot do that (unknown model, damaged manifest).
 
-    link_code = 9  # tonecore.link.E_STORAGE
+    `link_code` is the USB link's ERROR code for it (tonecore.link)."""
+
+    link_code = E_STORAGE
 
 
 class NotInstalled(LibraryError):
     """No installed model has that id."""
 
-    link_code = 5  # tonecore.link.E_NOT_FOUND
+    link_code = E_NOT_FOUND
 
 
 class LibraryFull(LibraryError):
     """Not enough flash for a model; nothing was installed."""
 
-    link_code = 3  # tonecore.link.E_NO_SPACE
+    link_code = E_NO_SPACE
 
 
 class TooLarge(LibraryError):
     """The model is larger than this board stores (its MAX_MODEL_BYTES); skipped."""
 
-    link_code = 4  # tonecore.link.E_TOO_LARGE
+    link_code = E_TOO_LARGE
 
 
 def _exists(path):
@@ -68,6 +82,14 @@ def _exists(path):
         return True
     except OSError:
         return False
+
+
+def _size(path):
+    """Bytes in the file at `path`; None when there is none."""
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return None
 
 
 def _remove(path):
@@ -110,10 +132,10 @@ def file_name(entry):
     return "%d-%s%s" % (entry[ID], sha, entry[EXT])
 
 
-def extension(filename):
-    dot = filename.rfind(".")
-    ext = filename[dot:].lower() if dot > 0 else ""
-    return ext if 1 < len(ext) <= 8 and ext[1:].isalpha() else ".bin"
+def usb_identity(model_id, size, sha):
+    """The sidecar of a USB push of `size` bytes with SHA-256 `sha` (32 bytes or None):
+    a later push resumes the .part only for the very same file."""
+    return {"id": model_id, "source": USB, "size": size, "sha256": hexlify(sha) if sha else None}
 
 
 class Library:
@@ -193,14 +215,20 @@ class Library:
                 return entry
         return None
 
-    def needs(self, model_id, updated_at):
-        """True when the model is missing or the service has a newer version."""
+    def installed_version(self, model_id):
+        """The installed copy's `updated_at` ("" when it has none recorded), or None when
+        the model is not installed (what tonecore.syncpolicy compares)."""
         entry = self.find(model_id)
-        return entry is None or (updated_at or "") != (entry[UPDATED] or "")
+        return None if entry is None else (entry[UPDATED] or "")
 
     def free_bytes(self):
         st = os.statvfs(self.root or "/")
         return st[0] * st[4]
+
+    def room(self):
+        """Bytes a model arriving may still take: the free space less SPARE_BLOCKS."""
+        st = os.statvfs(self.root or "/")
+        return st[0] * (st[4] - SPARE_BLOCKS)
 
     def used_bytes(self):
         return sum(entry[BYTES] for entry in self.models)
@@ -228,34 +256,62 @@ class Library:
                 _remove(self.dir + "/" + name)
         return removed
 
-    # -- install -------------------------------------------------------------------
+    # -- models arriving -------------------------------------------------------------
 
-    def begin(self, model_id, url, updated_at):
-        """Open the .part for `model_id` (resumed when it is for the same version).
-
-        Returns:
-            a PartFile; its `offset` bytes are already on flash.
-        """
-        part = self.part_path(model_id)
-        meta = read_json(part + ".json", None)
-        if meta is None or meta.get("updated_at") != updated_at or not _exists(part):
-            _remove(part)
-            meta = {"id": model_id, "updated_at": updated_at, "etag": None}
-            write_json(part + ".json", meta)
-            return PartFile(self, model_id, part, meta, resume=False)
-        return PartFile(self, model_id, part, meta, resume=True)
-
-    def install(self, part, info, sha):
-        """Make a verified .part an installed model and record it in the manifest.
+    def open_part(self, model_id, identity, checks, buf, total=None, flush_every=SYNC_EVERY):
+        """Open the .part of a model arriving (a Wi-Fi download or a USB push).
 
         Args:
-            part: the closed PartFile.
-            info: dict with tone_id, name, platform, size, updated_at, filename.
-            sha: the SHA-256 hex the download verified.
+            identity: the sidecar of this transfer ({key: value}, see the layout).  A
+                .part whose sidecar has these values is resumed: `checks.resume` (the
+                core) decides and is fed the bytes already there, read through `buf`.
+                Otherwise the .part starts empty with `identity` as its sidecar.
+            checks: the DownloadPlan of a download (the part learns the length and
+                ETag from it at its first write) or the Verifier of a push.
+            total: the length, when known up front (a push): space is reserved now.
+            flush_every: sync to flash after this many bytes (0: the caller flushes).
+        Returns:
+            a PartFile, writing on after its `size` bytes.
+        Raises:
+            TooLarge, LibraryFull: `total` does not fit (nothing of the .part is left).
+        """
+        path = self.part_path(model_id)
+        part = PartFile(self, model_id, path, identity, checks, flush_every)
+        on_flash = _size(path)
+        if on_flash:
+            part.file = open(path, "r+b")
+            try:
+                part.size = checks.resume(read_json(path + ".json", None), identity, on_flash,
+                                          part.file.readinto, buf, total)
+            except BaseException:
+                part.close()
+                raise
+        if part.size:
+            part.file.seek(part.size)
+        else:
+            part.truncate()
+        if total is not None:
+            part.reserve(total)
+        if not part.size:
+            write_json(path + ".json", identity)  # once it fits: a refused push leaves nothing
+        return part
+
+    def part_offset(self, model_id, identity, total=None):
+        """Bytes of `model_id`'s .part that would be resumed for `identity` (0: none)."""
+        path = self.part_path(model_id)
+        return resume_offset(read_json(path + ".json", None), identity, _size(path), total)
+
+    def _install(self, part, info, sha):
+        """Make a verified, closed .part an installed model and record it (PartFile.install).
+
+        Args:
+            info: dict with tone_id, name, platform, size (the size class), updated_at,
+                filename.
+            sha: the SHA-256 hex the checks returned.
         """
         model_id = part.model_id
         entry = (model_id, info.get("tone_id"), info.get("name"), info.get("platform"), info.get("size"),
-                 part.size, _unhex(sha), info.get("updated_at"), extension(info.get("filename") or ""))
+                 part.size, _unhex(sha), info.get("updated_at"), extension(info.get("filename")) or ".bin")
         name = file_name(entry)
         os.rename(part.path, self.dir + "/" + name)
         old = self.find(model_id)
@@ -277,14 +333,14 @@ class Library:
                 except ValueError:
                     model_id = None
                 meta = read_json(self.dir + "/" + name + ".json", None) or {}
-                if model_id not in keep and meta.get("source") != "usb":  # a push resumes over USB
+                if model_id not in keep and meta.get("source") != USB:  # a push resumes over USB
                     _remove(self.dir + "/" + name)
                     _remove(self.dir + "/" + name + ".json")
                     count += 1
         return count
 
     def discard(self, model_id):
-        """Delete a download in progress for `model_id`."""
+        """Delete a model arriving for `model_id` (its .part and sidecar)."""
         part = self.part_path(model_id)
         _remove(part)
         _remove(part + ".json")
@@ -309,92 +365,96 @@ class Library:
 
 
 class PartFile:
-    """The sink a download writes into: a .part on flash.
+    """A model arriving on flash, however it comes: the sink a download or a push writes
+    into, and the one way into the library.  Made by `Library.open_part`.
 
-    Checks free space when the size becomes known, syncs every SYNC_EVERY bytes (so a
-    power cut loses at most that much), and turns ENOSPC into LibraryFull.
+        reserve(total)   once the length is known, before a byte is written: TooLarge
+                         past the board's MAX_MODEL_BYTES; LibraryFull unless the rest
+                         fits with SPARE_BLOCKS to spare (unfinished downloads of other
+                         models give way first)
+        write(chunk)     append; ENOSPC -> LibraryFull; a download with no announced
+                         length that passes MAX_MODEL_BYTES -> TooLarge; synced every
+                         `flush_every` bytes
+        truncate()       empty it: the download starts over from byte 0
+        install(info, sha)   after the core's checks passed: the .part becomes a model
+        discard()        close and delete it (bad bytes are never resumed from)
+
+    A refusal (TooLarge, LibraryFull) deletes the .part: nothing of it stays.
+
+    Attributes:
+        size: bytes in the .part.
     """
 
-    def __init__(self, library, model_id, path, meta, resume):
+    def __init__(self, library, model_id, path, meta, checks, flush_every):
         self.library = library
         self.model_id = model_id
         self.path = path
-        self.meta = meta
-        self.file = open(path, "r+b" if resume else "w+b")
-        self.size = self.file.seek(0, 2) if resume else 0
-        self.plan = None
-        self.checked = False
-        self._unsynced = 0
+        self.meta = meta  # the sidecar
+        self.checks = checks
+        self.flush_every = flush_every
+        self.file = None
+        self.size = 0
+        self.reserved = False
+        self._unflushed = 0
 
-    @property
-    def offset(self):
-        return self.size
-
-    def attach(self, plan, buf):
-        """Use `plan`; bytes already in the .part are fed to it (hash, format check)."""
-        self.plan = plan
-        if not self.size:
+    def reserve(self, total):
+        """Check that `total` bytes in all fit (None: unknown; found out while writing)."""
+        self.reserved = True
+        if total is None:
             return
-        self.file.seek(0)
-        left = self.size
-        view = memoryview(buf)
-        while left:
-            count = self.file.readinto(view[: left if left < len(buf) else len(buf)])
-            if not count:
-                break
-            plan.absorb_prefix(view[:count])
-            left -= count
-        self.size -= left  # a shorter file than stat said: trust what was read
-        self.file.seek(self.size)
-        plan.offset = plan.sink_size = self.size
-        plan.etag = self.meta.get("etag")
-
-    def _check_space(self):
-        plan = self.plan
-        self.checked = True
-        if plan is None or plan.total is None:
-            return
-        if self.meta.get("etag") != plan.etag:
-            self.meta["etag"] = plan.etag
-            write_json(self.path + ".json", self.meta)
-        limit = self.library.max_model_bytes
-        if limit and plan.total > limit:
+        library = self.library
+        if not fits(library.max_model_bytes, total):
+            self.discard()
             raise TooLarge("model %d is %d KB; this board stores models up to %d KB"
-                           % (self.model_id, plan.total // 1024, limit // 1024))
-        need = plan.total - self.size
-        block = os.statvfs(self.library.root or "/")[0]
-        free = self.library.free_bytes() - SPARE_BLOCKS * block
-        if need > free and self.library.prune_parts((self.model_id,)):
-            free = self.library.free_bytes() - SPARE_BLOCKS * block  # other unfinished downloads gave way
-        if need > free:
+                           % (self.model_id, total // 1024, library.max_model_bytes // 1024))
+        need = total - self.size
+        room = library.room()
+        if need > room and library.prune_parts((self.model_id,)):
+            room = library.room()  # other unfinished downloads gave way
+        if need > room:
+            self.discard()
             raise LibraryFull("not enough flash for model %d: it needs %d KB, %d KB are free"
-                              % (self.model_id, need // 1024, max(free, 0) // 1024))
+                              % (self.model_id, need // 1024, max(room, 0) // 1024))
+
+    def _first_write(self):
+        """A download's length and ETag are known once its response arrived."""
+        plan = self.checks
+        if self.meta.get("etag") != plan.etag:
+            self.meta["etag"] = plan.etag  # sent back as If-Range when this resumes
+            write_json(self.path + ".json", self.meta)
+        self.reserve(plan.total)
 
     def write(self, chunk):
-        if not self.checked:
-            self._check_space()
+        if not self.reserved:
+            self._first_write()
         try:
             self.file.write(chunk)
         except OSError as exc:
             if exc.args and exc.args[0] == ENOSPC:
+                self.discard()
                 raise LibraryFull("the flash filled up while writing model %d" % self.model_id)
             raise
         self.size += len(chunk)
         limit = self.library.max_model_bytes
-        if limit and self.size > limit:  # no length was announced (chunked): found out now
+        if not fits(limit, self.size):  # no length was announced (chunked): found out now
+            self.discard()
             raise TooLarge("model %d is over %d KB; this board stores models up to %d KB"
                            % (self.model_id, limit // 1024, limit // 1024))
-        self._unsynced += len(chunk)
-        if self._unsynced >= SYNC_EVERY:
-            self.file.flush()
-            self._unsynced = 0
+        if self.flush_every:
+            self._unflushed += len(chunk)
+            if self._unflushed >= self.flush_every:
+                self.flush()
+
+    def flush(self):
+        """Make what was written durable (a power cut keeps it for a resume)."""
+        self.file.flush()
+        self._unflushed = 0
 
     def truncate(self):
-        """The download starts over: empty the .part."""
-        self.file.close()
+        self.close()
         self.file = open(self.path, "w+b")
         self.size = 0
-        self.checked = False
+        self.reserved = False
 
     def close(self):
         if self.file is not None:
@@ -403,3 +463,28 @@ class PartFile:
             finally:
                 self.file.close()
                 self.file = None
+
+    def discard(self):
+        try:
+            self.close()
+        except OSError:
+            pass
+        self.library.discard(self.model_id)
+
+    def install(self, info, sha):
+        """Install the .part once the core's checks passed (`sha`: the hex they returned).
+
+        Args:
+            info: see Library._install.
+        Returns:
+            the new manifest entry.
+        Raises:
+            IntegrityError: the .part on flash is not as long as what was written and
+                checked (it is deleted).
+        """
+        self.close()
+        on_flash = _size(self.path)
+        if on_flash != self.size:
+            self.discard()
+            raise IntegrityError("model %d has %s bytes on flash, not %d" % (self.model_id, on_flash, self.size))
+        return self.library._install(self, info, sha)

@@ -15,13 +15,13 @@ import boardinfo
 from tonecore.auth import OtpSignIn
 from tonecore.compat import hexlify
 from tonecore.client import Client
-from tonecore.errors import SignInRequired, ToneError
+from tonecore.errors import SignInRequired, ToneError, UsageError
 from tonecore.ratelimit import RateLimiter
 from tonecore.session import Session
 
 from .console import log
 from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, Library, read_json
-from .net import Http, Runner
+from .net import AsyncioDriver, Http
 from .tokens import TokenFile
 
 API_DEFAULT = "https://www.tone3000.com/api/v1"
@@ -62,7 +62,7 @@ class Pedal:
         pace = settings.get("requests_per_minute") or REQUESTS_PER_MINUTE
         window = settings.get("pace_window_ms") or 60000
         self.client = Client(self.api, self.session, self.clock, RateLimiter(pace, window))
-        self.runner = Runner(self.http, self._persist)
+        self.driver = AsyncioDriver(self.http, self._persist)
         self.user = None
         self.sign_in_again = False
         self.sync = None
@@ -104,7 +104,7 @@ class Pedal:
 
     async def sign_in(self, params):
         """Exchange the callback's api_key for tokens (stored on flash before use)."""
-        await self.runner.run(self.client.sign_in(params))
+        await self.driver.run_async(self.client.sign_in(params))
         self.sign_in_again = False
         self.user_signed_out = False
         log("sign-in: signed in")
@@ -112,7 +112,7 @@ class Pedal:
 
     async def load_user(self):
         try:
-            user = await self.runner.run(self.client.user())
+            user = await self.driver.run_async(self.client.user())
             self.user = user.username
         except SignInRequired:
             self.signed_out()
@@ -125,7 +125,7 @@ class Pedal:
         log("session: TONE3000 needs a new sign-in")
 
     async def sign_out(self):
-        await self.runner.run(self.client.sign_out())
+        await self.driver.run_async(self.client.sign_out())
         self.sign_in_again = False
         self.user_signed_out = True  # a sync stopped by this is not a lost session
         log("sign-in: signed out")
@@ -188,6 +188,18 @@ class Pedal:
 
     # -- running -------------------------------------------------------------------------
 
+    def start_serial(self):
+        """Start the USB link service on the console; a board whose console kind has no
+        link profile runs without it (the portal and sync do not need it)."""
+        from .serial import SerialService
+
+        try:
+            self.serial = SerialService(self, self.settings.get("serial_kind"), self.settings.get("serial_link"))
+        except UsageError as exc:
+            log("usb: no USB link on this console: %s" % exc)
+            return
+        asyncio.create_task(self.serial.run())
+
     async def serve(self):
         from .portal import make_app
 
@@ -201,10 +213,7 @@ class Pedal:
             await server  # raises why it could not listen
         log("portal: listening on http://%s:%d/" % (host, port))
         if self.settings.get("serial", True):
-            from .serial import SerialService
-
-            self.serial = SerialService(self, self.settings.get("serial_kind"), self.settings.get("serial_link"))
-            asyncio.create_task(self.serial.run())
+            self.start_serial()
         if self.session.signed_in:
             await self.load_user()
             if self.settings.get("sync_on_boot", True):

@@ -15,8 +15,9 @@ Authorization across redirects and follows them without limit.  Here:
   * one connection per request (Connection: close), closed on every path: `open`
     counts sockets still open, and tests check it returns to 0 after any error.
 
-`Runner` is the core's Driver for asyncio: it performs Request/Sleep/Persist/Body/Wait
-steps.  Error messages name the origin only, never a path or query (signed URLs).
+`AsyncioDriver` is the core's Driver (tonecore.client) on asyncio: the core steps the
+calls (`run_async`); this module only performs each step's I/O.  Error messages name
+the origin only, never a path or query (signed URLs).
 """
 
 import asyncio
@@ -27,9 +28,9 @@ from errno import EINPROGRESS
 
 from asyncio import core
 
-from tonecore.client import Body, Persist, Sleep, Wait
+from tonecore.client import Driver
 from tonecore.errors import ProtocolError, TransportError, TrustError
-from tonecore.http import Request, Response
+from tonecore.http import Response
 from tonecore.urls import split_url
 
 HEAD_MAX = 4096
@@ -446,8 +447,8 @@ def _short(exc):
     return text.replace("\n", " ").strip() or type(exc).__name__
 
 
-class Runner:
-    """The core's Driver on asyncio: `await runner.run(call)`.
+class AsyncioDriver(Driver):
+    """The core's Driver on asyncio: `await driver.run_async(call)`.
 
     Args:
         http: an Http.
@@ -456,41 +457,20 @@ class Runner:
 
     def __init__(self, http, persist=None):
         self.http = http
-        self.persist = persist
+        self.store_tokens = persist
 
-    async def run(self, call):
-        value = None
-        error = None
-        try:
-            while True:
-                try:
-                    step = call.throw(error) if error is not None else call.send(value)
-                except StopIteration as stop:
-                    return stop.value
-                value = error = None
-                try:
-                    value = await self.perform(step)
-                except Exception as exc:  # the call decides: retry, map or re-raise
-                    error = exc
-        finally:
-            call.close()
+    async def send(self, request):
+        return await self.http.send(request)
 
-    async def perform(self, step):
-        if isinstance(step, Request):
-            return await self.http.send(step)
-        if isinstance(step, Sleep):
-            await asyncio.sleep_ms(step.ms)
-            return None
-        if isinstance(step, Persist):
-            if self.persist is not None:
-                self.persist(step.tokens)
-            return None
-        if isinstance(step, Body):
-            return await self.stream_body(step)
-        if isinstance(step, Wait):
-            await asyncio.sleep_ms(100)  # another task's refresh: look again shortly
-            return None
-        raise TypeError("unknown step")
+    async def sleep_ms(self, ms):
+        await asyncio.sleep_ms(ms)
+
+    async def persist(self, tokens):
+        if self.store_tokens is not None:
+            self.store_tokens(tokens)
+
+    async def wait_for_refresh(self, session):
+        await asyncio.sleep_ms(100)  # another task's refresh: the call looks again shortly
 
     async def stream_body(self, step):
         response, sink, plan = step.response, step.sink, step.plan
@@ -501,7 +481,7 @@ class Runner:
                 chunk = await response.read_some()
                 if chunk is None:
                     break
-                sink.write(chunk)  # a failing sink (flash full) raises its own OSError
+                sink.write(chunk)  # a failing sink (flash full) raises its own error
                 plan.feed(chunk)
             if response.truncated:
                 raise TransportError("the connection to %s broke mid-download" % response.where)

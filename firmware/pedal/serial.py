@@ -12,59 +12,47 @@ bytes that follows QUIET_MS of silence.  That is what a person pressing Ctrl-C, 
 mpremote's "\\r\\x03", look like; the tail of a host's transfer that lost its session
 does not (it keeps the line busy), so it cannot stop the pedal by accident.
 
-`FlashStore` is the store `tonecore.link.Pedal` works on: the same model library on
-flash that Wi-Fi syncs install into (pedal.library), with the same .part files, so a
-push that was cut off resumes from what is on flash.
+`FlashStore` is the store the pedal's end of the link (tonecore.link) works on: the same
+model library on flash that Wi-Fi syncs install into (pedal.library), through the same
+`PartFile`, so a push that was cut off resumes from what is on flash, and is verified by
+the core's checks (tonecore.download.Verifier) as a download is.
+
+The link's settings come from the console kind (the board's SERIAL) through
+tonecore.linkprofile; a kind it does not know is refused (UsageError), and the pedal
+then runs without the link service.
 """
 
 import asyncio
 import gc
-import hashlib
-import os
 import sys
 import time
 
 import boardinfo
-from tonecore import link
-from tonecore.compat import hexlify
+from tonecore import __version__, link
+from tonecore.download import Verifier
 from tonecore.errors import IntegrityError, PedalRefused
-from tonecore.formats import FormatCheck
+from tonecore.formats import FormatError
+from tonecore.linkprofile import console_settings
 
 from . import console
-from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, TONE, UPDATED, LibraryFull, TooLarge, read_json, write_json
+from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, TONE, UPDATED, usb_identity
 
-FIRMWARE = "tonebridge-pedal 0.1"
+FIRMWARE = "tonebridge-pedal " + __version__
 QUIET_MS = 300
 INTERRUPT_MS = 100
-ENOSPC = 28
-
-# Link settings per console kind: (max raw frame, window, receive buffer, read size,
-# flush every).  A UART REPL has a 260-byte ring that drops on overflow: the host may
-# only have that many bytes unread by us (less a margin).  Native USB and the
-# simulator's pty hold the host back themselves.  A push is flushed to flash every
-# 16 KB on a UART (1.4 s of line at 115200: what a reset can cost), less often where
-# the line is fast.
-LINKS = {
-    "uart": (1024 + 16, 4096, 240, 1, 16 * 1024),
-    "usb": (4096 + 16, 16384, 0, 1, 64 * 1024),
-    "pty": (4096 + 16, 262144, 0, 4096, 256 * 1024),
-}
 
 
 class FlashStore:
-    """The store interface of tonecore.link.Pedal over the pedal's Library."""
+    """The store interface of the link's pedal end (tonecore.link) over the pedal's Library."""
 
     def __init__(self, pedal, buf):
         self.pedal = pedal
         self.library = pedal.library
         self.buf = buf  # scratch for reading a resumed .part back (the HTTP buffer)
-        self.file = None
-        self.meta = None
-        self.model_id = None
-        self.path = None
-        self.size = 0  # bytes in the .part, all of them hashed
-        self.digest = None
-        self.check = None
+        self.part = None  # the PartFile of the push in progress
+        self.verifier = None
+        self.expected = None  # (size, SHA-256 hex) the host announced
+        self.record = None  # what the manifest will say of it
 
     def info(self):
         try:
@@ -83,142 +71,65 @@ class FlashStore:
     def active_model(self):
         return self.library.active
 
-    def _part_meta(self, model_id):
-        return read_json(self.library.part_path(model_id) + ".json", None)
-
-    def _matches(self, meta, size, sha):
-        return (meta is not None and meta.get("source") == "usb" and meta.get("size") == size
-                and meta.get("sha256") == (hexlify(sha) if sha else None))
-
     def stat(self, model_id, size, sha):
-        offset = 0
-        if self._matches(self._part_meta(model_id), size, sha):
-            try:
-                offset = os.stat(self.library.part_path(model_id))[6]
-            except OSError:
-                offset = 0
+        offset = self.library.part_offset(model_id, usb_identity(model_id, size, sha), size)
         entry = self.library.find(model_id)
-        return min(offset, size or 0), entry is not None and sha is not None and entry[SHA] == sha
+        return offset, entry is not None and sha is not None and entry[SHA] == sha
 
     def open(self, meta):
         pedal = self.pedal
         if pedal.syncing():
             raise PedalRefused("a Wi-Fi sync is running; push again when it has finished", link.E_BUSY)
-        library = self.library
         model_id, size = meta["id"], meta["size"]
-        limit = library.max_model_bytes
-        if limit and size > limit:
-            raise TooLarge("model %d is %d KB; this board stores models up to %d KB"
-                           % (model_id, size // 1024, limit // 1024))
-        path = library.part_path(model_id)
-        sidecar = {"id": model_id, "source": "usb", "size": size, "sha256": hexlify(meta["sha256"]),
-                   "name": meta.get("name"), "platform": meta.get("platform"), "tone_id": meta.get("tone_id"),
-                   "size_class": meta.get("size_class"), "updated_at": meta.get("updated_at"),
-                   "filename": meta.get("filename")}
-        old = self._part_meta(model_id)
-        resume = self._matches(old, size, meta["sha256"])
-        if resume:
-            try:
-                os.stat(path)
-            except OSError:
-                resume = False
-        self.file = open(path, "r+b" if resume else "w+b")
-        offset = self.file.seek(0, 2) if resume else 0
-        if offset > size:
-            self.file.close()
-            self.file = open(path, "w+b")
-            offset = 0
-        need = size - offset
-        block = os.statvfs(library.root or "/")[0]
-        free = library.free_bytes() - 16 * block
-        if need > free:
-            self.file.close()
-            self.file = None
-            library.discard(model_id)
-            raise LibraryFull("not enough flash for model %d: it needs %d KB, %d KB are free"
-                              % (model_id, need // 1024, max(free, 0) // 1024))
-        if not resume:
-            write_json(path + ".json", sidecar)
-        self.meta = sidecar
-        self.model_id = model_id
-        self.path = path
-        self.size = 0
-        self.digest = hashlib.sha256()
-        self.check = FormatCheck(meta.get("filename") or "model.bin")
-        if offset:  # what is already on flash counts: read it back into the hash
-            self.file.seek(0)
-            view = memoryview(self.buf)
-            while self.size < offset:
-                count = self.file.readinto(view[:min(len(self.buf), offset - self.size)])
-                if not count:
-                    break
-                self._absorb(view[:count])
-            self.file.seek(self.size)
+        identity = usb_identity(model_id, size, meta["sha256"])
+        self.part = None
+        self.verifier = Verifier(meta.get("filename") or "model.bin")
+        # the link flushes (and tells the host what is durable): flush_every 0
+        self.part = self.library.open_part(model_id, identity, self.verifier, self.buf, size, 0)
+        self.expected = (size, identity["sha256"])
+        self.record = {"tone_id": meta.get("tone_id"), "name": meta.get("name"), "platform": meta.get("platform"),
+                     "size": meta.get("size_class"), "updated_at": meta.get("updated_at"),
+                     "filename": meta.get("filename")}
         pedal.serial_transfer = model_id
-        return self.size
-
-    def _absorb(self, data):
-        self.digest.update(data)
-        self.check.feed(data)
-        self.size += len(data)
+        return self.part.size
 
     def write(self, data):
-        try:
-            self.file.write(data)
-        except OSError as exc:
-            if exc.args and exc.args[0] == ENOSPC:
-                self._abandon()
-                raise LibraryFull("the flash filled up while writing model %d" % self.model_id)
-            raise
-        self._absorb(data)
+        self.part.write(data)  # ENOSPC: LibraryFull, the .part deleted
+        self.verifier.feed(data)
 
     def flush(self):
-        self.file.flush()
+        self.part.flush()
 
     def close(self):
-        if self.file is not None:
+        if self.part is not None:
             try:
-                self.file.flush()
+                self.part.close()
             finally:
-                self.file.close()
-                self.file = None
                 self.pedal.serial_transfer = None
 
-    def _abandon(self):
-        try:
-            self.close()
-        except OSError:
-            pass
-        self.library.discard(self.model_id)
-
     def commit(self):
-        """Check length, SHA-256 (of every byte as it went to flash, and of a resumed
-        .part as it was read back) and format; then install the .part."""
-        self.close()
-        meta = self.meta
-        total = self.size
-        sha = self.digest.digest()
+        """Verify (the core's checks over every byte as it went to flash, and over a
+        resumed .part as it was read back), then install the .part.
+
+        Returns:
+            the SHA-256 (32 bytes).
+        """
+        part, self.part = self.part, None
+        part.close()
+        self.pedal.serial_transfer = None
+        size, sha = self.expected
         try:
-            on_flash = os.stat(self.path)[6]
-            if total != meta["size"] or on_flash != total:
-                raise IntegrityError("model %d has %d bytes on flash, not %d" % (self.model_id, on_flash, meta["size"]))
-            if hexlify(sha) != meta["sha256"]:
-                raise IntegrityError("model %d: SHA-256 on flash differs from the host's" % self.model_id)
-        except IntegrityError:
-            self.library.discard(self.model_id)  # never resume from bad bytes
-            raise
-        try:
-            self.check.verify(total)
-        except IntegrityError as exc:
-            self.library.discard(self.model_id)
+            sha = self.verifier.finish(size, sha)
+        except FormatError as exc:
+            part.discard()
             raise PedalRefused(exc.message, link.E_FORMAT)
-        info = dict(meta)
-        info["size"] = meta.get("size_class")
-        part = _Done(self.model_id, self.path, total)
-        entry = self.library.install(part, info, meta["sha256"])
+        except IntegrityError:
+            part.discard()  # never resume from bad bytes
+            raise
+        entry = part.install(self.record, sha)
         console.log("usb: model %d installed: %s (%d bytes, sha256 %s)"
-                    % (self.model_id, entry[NAME], total, meta["sha256"][:12]))
-        return sha
+                    % (part.model_id, entry[NAME], size, sha[:12]))
+        return entry[SHA]
 
     def delete(self, model_id):
         self.library.delete(model_id)
@@ -227,15 +138,6 @@ class FlashStore:
     def activate(self, model_id):
         self.library.activate(model_id)
         console.log("usb: model %d is active" % model_id)
-
-
-class _Done:
-    """What Library.install needs of a finished .part."""
-
-    def __init__(self, model_id, path, size):
-        self.model_id = model_id
-        self.path = path
-        self.size = size
 
 
 def _inflate(data):
@@ -250,7 +152,7 @@ class Console:
     """The serial console as a byte pipe: stdin/stdout, per board."""
 
     def __init__(self, kind):
-        # "pty": the simulator's stdin is a non-blocking pipe (see pedal.sim), so readinto
+        # "pty": the simulator's stdin is a non-blocking pipe (see simboard.boot), so readinto
         # returns what is there; a board's stdin is read a byte at a time instead
         self.bulk = kind == "pty"
         self.stdin = sys.stdin.buffer
@@ -287,13 +189,16 @@ class Console:
 
 class SerialService:
     def __init__(self, pedal, kind=None, profile=None):
-        """`kind`: the console ("uart", "usb", "pty"; default the board's SERIAL);
+        """`kind`: the console (a tonecore.linkprofile kind; default the board's SERIAL);
         `profile`: whose link settings to announce, default the same (the simulator
-        behind the link emulator's UART model says "uart")."""
+        behind the link emulator's UART model says "uart").
+
+        Raises:
+            UsageError: a kind no link profile covers (before the console is touched).
+        """
         self.pedal = pedal
-        kind = kind or getattr(boardinfo, "SERIAL", "uart")
-        max_frame, window, rx_buffer, _, flush_every = LINKS.get(profile or kind, LINKS["uart"])
-        read_size = min(LINKS.get(kind, LINKS["uart"])[3], max_frame)
+        kind = kind or boardinfo.SERIAL
+        max_frame, window, rx_buffer, read_size, flush_every = console_settings(kind, profile)
         hook = pedal.settings.get("on_serial_start")
         if hook:
             hook()  # the simulator makes its stdin non-blocking
@@ -306,7 +211,7 @@ class SerialService:
         except ImportError:
             inflate = None
         self.store = FlashStore(pedal, pedal.http.buf)
-        self.proto = link.Pedal(self.store, max_frame, window, rx_buffer, inflate, flush_every)
+        self.proto = link.PedalEnd(self.store, max_frame, window, rx_buffer, inflate, flush_every)
         self.last_byte_ms = None
         self.burst_ms = None
         self.active = False

@@ -1,5 +1,6 @@
-"""Sync: the user's favorited and created tones -> their models -> those this board can
-run -> download what is missing or changed (by id and updated_at) -> install.
+"""Sync: what tonecore.syncpolicy says a pedal holds (the user's favorited and created
+tones, the models this board runs, missing or changed by id and updated_at) ->
+download -> install.  `tonebridge pedal sync` on the host follows the same policy.
 
 Memory stays flat: tones are walked a small page at a time and only (id, platform) pairs
 are kept; models are installed as their page is read; a download streams through the
@@ -12,8 +13,8 @@ import time
 
 from tonecore.download import DownloadPlan
 from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequired, ToneError
-from tonecore.formats import runnable
 from tonecore.records import Pager
+from tonecore.syncpolicy import CURRENT, SKIP, SyncPolicy
 
 from .console import log
 from .library import BYTES, NAME, LibraryFull, TooLarge
@@ -35,6 +36,7 @@ class Sync:
         self.current = None  # {"id", "name", "bytes", "total"} of the download in progress
         self.error = None
         self.started_ms = time.ticks_ms()
+        self.policy = SyncPolicy(pedal.board.FORMATS, pedal.library.max_model_bytes)
         self.peak_alloc = 0
         self.model_peak = 0
         self.seen = []  # ids of the runnable models listed: their .part files are kept
@@ -47,6 +49,10 @@ class Sync:
             "failed": self.failed, "too_large": self.too_large, "current": self.current, "error": self.error,
             "stats": self.stats,
         }
+
+    def _page_read(self):
+        self._note_memory()
+        gc.collect()
 
     def _note_memory(self):
         used = gc.mem_alloc()
@@ -74,11 +80,7 @@ class Sync:
             self.state = "error"
             self.error = "sign in again"
             log("sync: stopped: %s" % exc)
-        except LibraryFull as exc:
-            self.state = "error"
-            self.error = str(exc)
-            log("sync: stopped: %s" % exc)
-        except ToneError as exc:  # network, trust, redirects, API, bad answers
+        except ToneError as exc:  # flash full, network, trust, redirects, API, bad answers
             self.state = "error"
             self.error = str(exc)
             log("sync: stopped: %s" % exc)
@@ -101,33 +103,21 @@ class Sync:
 
     async def _tones(self):
         pedal = self.pedal
-        formats = pedal.board.FORMATS
-        seen = []
-        for which in ("favorited", "created"):
-            pager = Pager(TONES_PAGE)
-            while not pager.done:
-                page = await pedal.runner.run(pedal.client.tones_page(which, pager))
-                for tone in page.items:
-                    pair = (tone.id, tone.platform)
-                    if tone.platform in formats and pair not in seen:
-                        seen.append(pair)
-                page = None
-                self._note_memory()
-                gc.collect()
-        return seen
+        return await pedal.driver.run_async(self.policy.tones(pedal.client, TONES_PAGE, self._page_read))
 
     async def _tone(self, tone_id, platform):
         pedal = self.pedal
-        formats = pedal.board.FORMATS
+        library = pedal.library
         pager = Pager(MODELS_PAGE)
         while not pager.done:
-            page = await pedal.runner.run(pedal.client.models_page(tone_id, pager))
+            page = await pedal.driver.run_async(pedal.client.models_page(tone_id, pager))
             todo = []
             for model in page.items:
-                if not runnable(formats, platform, model.size):
+                verdict = self.policy.decide(platform, model, library.installed_version(model.id))
+                if verdict == SKIP:
                     continue
                 self.seen.append(model.id)
-                if not pedal.library.needs(model.id, model.updated_at):
+                if verdict == CURRENT:
                     self.skipped += 1
                     continue
                 todo.append({
@@ -135,28 +125,26 @@ class Sync:
                     "size": model.size, "updated_at": model.updated_at, "url": model.model_url,
                     "filename": model.filename,
                 })
-            page = None
+            page = model = None
             gc.collect()
             for info in todo:
                 await self._install(info)
 
     async def _install(self, info):
         pedal = self.pedal
-        library = pedal.library
         model_id = info["id"]
-        part = library.begin(model_id, info["url"], info["updated_at"])
         plan = DownloadPlan(info["url"], info["filename"])
-        part.attach(plan, pedal.http.buf)
-        if part.offset:
-            log("sync: model %d: resuming at %d bytes" % (model_id, part.offset))
-        self.current = {"id": model_id, "name": info["name"], "bytes": part.offset, "total": None}
-        sink = _Progress(part, self)
+        part = pedal.library.open_part(model_id, {"id": model_id, "updated_at": info["updated_at"]}, plan,
+                                       pedal.http.buf)
+        if part.size:
+            log("sync: model %d: resuming at %d bytes" % (model_id, part.size))
+        self.current = {"id": model_id, "name": info["name"], "bytes": part.size, "total": None}
+        sink = _Progress(part, plan, self)
         self.model_peak = 0
         started = time.ticks_ms()
         try:
-            sha = await pedal.runner.run(pedal.client.download(plan, sink, "model %d" % model_id))
-            part.close()
-            entry = library.install(part, info, sha)
+            sha = await pedal.driver.run_async(pedal.client.download(plan, sink, "model %d" % model_id))
+            entry = part.install(info, sha)
             elapsed = time.ticks_diff(time.ticks_ms(), started)
             self.installed += 1
             self._note_memory()
@@ -165,17 +153,12 @@ class Sync:
             log("sync: model %d installed: %s (%d bytes in %d ms, sha256 %s)"
                 % (model_id, entry[NAME], entry[BYTES], elapsed, sha[:12]))
         except LibraryFull:
-            part.close()
-            library.discard(model_id)  # give the flash back; earlier models are untouched
-            raise
+            raise  # the .part gave its flash back; earlier models are untouched
         except TooLarge as exc:
-            part.close()
-            library.discard(model_id)
             self.too_large += 1
             log("sync: model %d skipped: %s" % (model_id, exc))
         except IntegrityError as exc:
-            part.close()
-            library.discard(model_id)  # bad bytes: never resume from them
+            part.discard()  # bad bytes: never resume from them
             self.failed += 1
             log("sync: model %d failed: %s" % (model_id, exc))
         except (ApiError, DownloadError) as exc:
@@ -183,7 +166,7 @@ class Sync:
             self.failed += 1
             log("sync: model %d failed: %s" % (model_id, exc))
             if isinstance(exc, ApiError) and exc.status in (403, 404):
-                library.discard(model_id)
+                part.discard()
         except BaseException:
             part.close()  # the .part stays for the next sync to resume
             raise
@@ -195,8 +178,9 @@ class Sync:
 class _Progress:
     """Wraps a PartFile: reports progress to the status and the console."""
 
-    def __init__(self, part, sync):
+    def __init__(self, part, plan, sync):
         self.part = part
+        self.plan = plan
         self.sync = sync
         self.next_log = 0
 
@@ -206,8 +190,8 @@ class _Progress:
         self.sync._note_memory()
         current = self.sync.current
         current["bytes"] = part.size
-        if part.plan.total is not None:
-            current["total"] = part.plan.total
+        if self.plan.total is not None:
+            current["total"] = self.plan.total
         if part.size >= self.next_log:
             self.next_log = part.size + 256 * 1024
             log("sync: model %d: %d/%s bytes" % (part.model_id, part.size, current["total"] or "?"))

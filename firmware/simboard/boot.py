@@ -1,11 +1,11 @@
 """Boot of the simulated pedal: the real firmware on the MicroPython unix port.
 
-    micropython -X heapsize=<board heap> -m pedal.sim
+    micropython -X heapsize=<board heap> -m simboard.boot
 
 What a board's boot does with its flash partition, this does with an image file: mount
-it as littlefs at /flash (formatting a blank image), then hand over to
-`pedal.main.start(settings)`. `tonebridge sim` (host/tonebridge/sim.py) sets the
-environment and puts the console on a pty.
+it as littlefs at /flash (formatting a blank image, see simboard.flash), then hand over
+to `pedal.main.start(settings)`. `tonebridge sim` (host/tonebridge/dev/simulator.py)
+sets the environment and puts the console on a pty.
 
 Environment:
     TONEBRIDGE_FLASH    the flash image: must exist, a whole number of 4096-byte blocks
@@ -38,7 +38,7 @@ import gc
 import os
 import sys
 
-from pedal import flash
+from simboard import flash
 
 FS_ROOT = "/flash"
 DEFAULT_BOARD = "unix_sim"

@@ -18,4 +18,6 @@ Modules:
     client    call generators that tie it together, and `run` to drive them
 """
 
+# The one version string of tonebridge: the host package (pyproject.toml reads it
+# here), the CLI's --version and the pedal firmware all report this.
 __version__ = "0.1.0"

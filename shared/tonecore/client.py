@@ -11,8 +11,8 @@ their results; an adapter (httpx on the host, sockets on the pedal) performs the
                        `session.refreshing` is False (or a while); send back None
 
 When a step fails, the adapter throws the exception into the generator (`gen.throw`),
-so the core decides what is retried.  `Driver.run` is that loop; adapters subclass
-Driver and implement the steps.  All policy - refresh before expiry and on 401, single
+so the core decides what is retried.  `Driver.run` (blocking) and `Driver.run_async`
+(asyncio) are that loop, written once; adapters subclass Driver and implement the steps.  All policy - refresh before expiry and on 401, single
 refresh, pacing under the rate limit, 429/503 back-off, redirects, download resume -
 lives here once and is shared by the pedal and the host.
 """
@@ -29,7 +29,6 @@ from .errors import (
     TransportError,
     UsageError,
 )
-from .download import AGAIN, COMPLETE, RESTART
 from .http import Request
 from .ratelimit import retry_after_ms
 from .records import Model, Page, Pager, Tone, User
@@ -87,7 +86,19 @@ class _NoLock:
 
 
 class Driver:
-    """Runs call generators.  Subclasses implement the steps.
+    """Runs call generators; subclasses perform the steps.
+
+    One stepping loop (`_drive`) serves both kinds of adapter:
+
+        run(call)              a blocking driver (the host's httpx): its step methods
+                               return their result
+        await run_async(call)  an asyncio driver (the pedal's sockets): its step methods
+                               are coroutines
+
+    Either way a failed step is thrown into the call (which decides: retry, map or
+    re-raise), and a call that is abandoned (KeyboardInterrupt, SystemExit, a task
+    cancelled) is closed so its `finally` blocks run: a refresh in flight is released
+    and waiting callers go on.
 
     `lock` (a context manager) is held while the generator runs, never during I/O, so
     several threads may drive calls on one Client.
@@ -96,12 +107,19 @@ class Driver:
     lock = _NoLock()
 
     def run(self, call):
-        """Drive `call` to completion and return its result (or raise its error).
+        """Drive `call` to completion and return its result (or raise its error)."""
+        try:
+            # Nothing is awaited for a blocking driver, so one send runs the whole call
+            # and the coroutine ends with the call's result.
+            self._drive(call, False).send(None)
+        except StopIteration as stop:
+            return stop.value
 
-        If the call is abandoned (KeyboardInterrupt, SystemExit or any other
-        BaseException from a step), it is closed under the lock so its `finally`
-        blocks run: a refresh in flight is released and waiting callers go on.
-        """
+    async def run_async(self, call):
+        """Drive `call` with a driver whose step methods are coroutines."""
+        return await self._drive(call, True)
+
+    async def _drive(self, call, awaiting):
         value = None
         error = None
         try:
@@ -118,6 +136,8 @@ class Driver:
                 error = None
                 try:
                     value = self.perform(step)
+                    if awaiting:
+                        value = await value
                 except Exception as exc:  # the call decides: retry, map or re-raise
                     error = exc
         finally:
@@ -125,6 +145,7 @@ class Driver:
                 call.close()
 
     def perform(self, step):
+        """The step method's result for `step` (a coroutine, for an asyncio driver)."""
         if isinstance(step, Request):
             return self.send(step)
         if isinstance(step, Sleep):
@@ -312,24 +333,26 @@ class Client:
 
     def all_tones(self, which, page_size=100):
         """Every tone of a list (walks all pages) -> list of Tone."""
-        pager = Pager(page_size)
-        items = []
-        while not pager.done:
-            page = yield from self.tones_page(which, pager)
-            items.extend(page.items)
-        return items
+        return (yield from self._every(self.tones_page, which, page_size))
 
     def all_models(self, tone_id, page_size=100):
         """Every model of a tone -> list of Model."""
+        return (yield from self._every(self.models_page, tone_id, page_size))
+
+    def _every(self, page_call, key, page_size):
+        """All items of a listing: `page_call(key, pager)` page after page."""
         pager = Pager(page_size)
         items = []
         while not pager.done:
-            page = yield from self.models_page(tone_id, pager)
+            page = yield from page_call(key, pager)
             items.extend(page.items)
         return items
 
     def download(self, plan, sink, what=None):
         """Download `plan.url` into `sink`, resuming and retrying as the plan says.
+
+        `plan` is a tonecore.download.DownloadPlan (this module needs only its
+        interface, so a core that never downloads never loads that module).
 
         Returns:
             the SHA-256 hex of the complete, verified file.
@@ -347,13 +370,13 @@ class Client:
                         raise TransportError("%s: TONE3000 failed (HTTP %d)" % (what, response.status))
                     raise_for_status(response, what)
                 action = plan.begin(response)
-                if action == COMPLETE:
+                if action == plan.COMPLETE:
                     response.close()
                     break
-                if action == AGAIN:
+                if action == plan.AGAIN:
                     response.close()
                     raise ProtocolError("%s: the server could not serve the range; starting over" % what)
-                yield Body(response, plan, sink, action == RESTART)
+                yield Body(response, plan, sink, action == plan.RESTART)
                 break
             except (TransportError, ProtocolError) as error:
                 delay = plan.failed(error)
@@ -384,29 +407,26 @@ class Client:
         except UsageError:
             return False  # not ours to judge: pace it
 
-    def _ensure_fresh(self):
+    def _settled(self):
+        """Wait while another caller's refresh is in flight; SignInRequired when signed out."""
         session = self.session
         while True:
             if session.tokens is None:
                 raise SignInRequired("not signed in to TONE3000")
-            if session.refreshing:
-                yield Wait(session)
-                continue
-            if session.tokens.refresh_due(self.clock_ms()):
-                yield from self._refresh()
-            return
+            if not session.refreshing:
+                return
+            yield Wait(session)
+
+    def _ensure_fresh(self):
+        yield from self._settled()
+        if self.session.tokens.refresh_due(self.clock_ms()):
+            yield from self._refresh()
 
     def _refresh_after_401(self, generation):
-        session = self.session
-        while True:
-            if session.tokens is None:
-                raise SignInRequired("not signed in to TONE3000")
-            if session.refreshing:
-                yield Wait(session)
-                continue
-            if session.generation == generation:
-                yield from self._refresh()
-            return  # else another caller refreshed already: just retry
+        yield from self._settled()
+        if self.session.generation == generation:
+            yield from self._refresh()
+        # else another caller refreshed already: just retry
 
     def _refresh(self):
         session = self.session

@@ -1,9 +1,11 @@
-"""The resumable, verified download plan (sans-IO).
+"""The resumable, verified download plan (sans-IO), and the checks every arriving file gets.
 
 The adapter owns the file; the plan owns every decision:
 
-    plan = DownloadPlan(url, "clean.nam", offset=size_of_part, etag=saved_etag)
-    # after a restart of the process, feed the existing .part bytes: plan.absorb_prefix(chunk)
+    plan = DownloadPlan(url, "clean.nam")
+    a .part is there  -> plan.resume(sidecar, identity, part_size, readinto, buf)
+                         keeps it (its bytes fed to the checks) when the sidecar says it is
+                         this download, else 0: the adapter empties it and writes a new sidecar
     request headers   -> plan.request_headers()       Range: bytes=N- (+ If-Range)
     response arrives  -> plan.begin(response)         APPEND / RESTART / COMPLETE / AGAIN
     each body chunk   -> write it, then plan.feed(chunk)
@@ -15,6 +17,10 @@ Rules: a 206 is accepted only if its Content-Range starts at our offset; a 200 m
 server ignored the range, so start again from 0; Content-Length is checked when present;
 the SHA-256 covers every byte in file order; the caller renames `<name>.part` into place
 only after `finish()` returned.
+
+`Verifier` (length, SHA-256, format) and `resume_offset` (does a .part continue this
+transfer?) are the plan's, and also what the pedal's USB push uses: a file that arrives
+by any route is resumed and verified by this one code.
 """
 
 from .compat import hexlify, sha256
@@ -66,6 +72,88 @@ def parse_content_range(value):
     return first, last, total
 
 
+def resume_offset(sidecar, identity, part_size, total=None):
+    """How many bytes of an existing .part continue this transfer: all of them when its
+    sidecar records this very transfer and it is no longer than `total`, else 0.
+
+    Args:
+        sidecar: the dict saved beside the .part (None: missing or unreadable).
+        identity: {key: value} naming this transfer; every value must be in the sidecar.
+        part_size: bytes in the .part (None or 0: there is none).
+        total: the file's length when known in advance (a USB push), else None.
+    """
+    if not isinstance(sidecar, dict) or not part_size:
+        return 0
+    if total is not None and part_size > total:
+        return 0
+    for key in identity:
+        if sidecar.get(key) != identity[key]:
+            return 0
+    return part_size
+
+
+class Verifier:
+    """Length, SHA-256 and format of one file, fed its bytes in file order.
+
+    Memory does not grow with the file: a running hash and FormatCheck's head and tail.
+    """
+
+    def __init__(self, filename):
+        self.filename = filename
+        self.size = 0
+        self._hash = sha256()
+        self._check = FormatCheck(filename)
+
+    def feed(self, data):
+        self._hash.update(data)
+        self._check.feed(data)
+        self.size += len(data)
+
+    def reset(self):
+        """Forget every byte fed (the transfer starts over from 0)."""
+        self.size = 0
+        self._hash = sha256()
+        self._check.reset()
+
+    def resume(self, sidecar, identity, part_size, readinto, buf, total=None):
+        """Take over an existing .part when `resume_offset` says it continues this
+        transfer: its bytes are read back (`readinto(view)` from the file's start, into
+        `buf`) and fed, so the checks cover the whole file.
+
+        Returns:
+            the bytes kept (fewer than `part_size` when the file turned out shorter): the
+            adapter writes on from there.  0: the adapter empties the .part and starts over.
+        """
+        left = kept = resume_offset(sidecar, identity, part_size, total)
+        view = memoryview(buf)
+        room = len(buf)
+        while left:
+            count = readinto(view[:left if left < room else room])
+            if not count:
+                break
+            self.feed(view[:count])
+            left -= count
+        return kept - left
+
+    def finish(self, size=None, sha=None):
+        """Check the file: `size` bytes and SHA-256 `sha` (hex) when given, then its format.
+
+        Returns:
+            the SHA-256 of the bytes fed, lower-case hex.
+        Raises:
+            IntegrityError: another length or hash.
+            FormatError (an IntegrityError): not a complete file of its kind.
+        """
+        if size is not None and self.size != size:
+            raise IntegrityError("%s: got %d bytes, expected %d" % (self.filename, self.size, size))
+        digest = hexlify(self._hash.digest())
+        if sha is not None and digest != sha:
+            raise IntegrityError("%s: the SHA-256 of the %d bytes received differs from the one announced"
+                                 % (self.filename, self.size))
+        self._check.verify(self.size)
+        return digest
+
+
 def _content_length(response):
     value = response.header("content-length")
     if value is None:
@@ -88,6 +176,11 @@ class DownloadPlan:
         etag: the validator sent back as If-Range on resume.
     """
 
+    APPEND = APPEND  # what begin() may answer, also here for a caller holding only a plan
+    RESTART = RESTART
+    COMPLETE = COMPLETE
+    AGAIN = AGAIN
+
     def __init__(self, url, filename=None, offset=0, etag=None, max_failures=MAX_FAILURES, max_restarts=MAX_RESTARTS):
         self.url = url
         self.filename = filename or url.split("?", 1)[0].rsplit("/", 1)[-1]
@@ -102,13 +195,24 @@ class DownloadPlan:
         self.restarts = 0
         self._end = None  # offset at which this response's body must end, when announced
         self._progress_mark = offset  # high-water mark: a restart must pass it to count
-        self._hash = sha256()
-        self._check = FormatCheck(self.filename)
+        self.verifier = Verifier(self.filename)
+
+    def resume(self, sidecar, identity, part_size, readinto, buf, total=None):
+        """Continue from an existing .part if it is this download (see Verifier.resume);
+        on a fresh plan.  The ETag saved in the sidecar comes back for If-Range.
+
+        Returns:
+            the offset to write on from; 0: empty the .part, write a new sidecar.
+        """
+        kept = self.verifier.resume(sidecar, identity, part_size, readinto, buf, total)
+        self.offset = self.sink_size = self._progress_mark = kept
+        self.etag = sidecar.get("etag") if kept else None
+        return kept
 
     def absorb_prefix(self, chunk):
-        """Feed bytes already in the .part (from a previous run) to the hash and checks."""
-        self._hash.update(chunk)
-        self._check.feed(chunk)
+        """Feed bytes already in the .part to the checks (`offset` was given to the
+        constructor; `resume` does both)."""
+        self.verifier.feed(chunk)
 
     def request_headers(self):
         """Headers for the next attempt: Range from our offset, If-Range with the ETag."""
@@ -177,8 +281,7 @@ class DownloadPlan:
             raise IntegrityError(
                 "%s: the server sent more than the %d bytes it announced" % (self.filename, self._end)
             )
-        self._hash.update(chunk)
-        self._check.feed(chunk)
+        self.verifier.feed(chunk)
         self.offset += size
         self.sink_size = self.offset
 
@@ -222,17 +325,14 @@ class DownloadPlan:
         return delay if delay < BACKOFF_MAX_MS else BACKOFF_MAX_MS
 
     def finish(self):
-        """Verify length and format.
+        """Verify length (when announced) and format.
 
         Returns:
             the SHA-256 of the whole file, lower-case hex.
         Raises:
             IntegrityError: wrong length or not a valid file of its kind.
         """
-        if self.total is not None and self.offset != self.total:
-            raise IntegrityError("%s: got %d bytes, expected %d" % (self.filename, self.offset, self.total))
-        self._check.verify(self.offset)
-        return hexlify(self._hash.digest())
+        return self.verifier.finish(self.total)
 
     def _sink_action(self):
         """APPEND when the sink holds exactly our offset, else RESTART (offset is 0 then)."""
@@ -245,8 +345,7 @@ class DownloadPlan:
         self.offset = 0
         self.total = None
         self._end = None
-        self._hash = sha256()
-        self._check.reset()
+        self.verifier.reset()
 
     def _remember_etag(self, response):
         etag = response.header("etag")

@@ -19,6 +19,7 @@
     |   +-- ServerError        5xx
     +-- DownloadError          a download could not be completed
     |   +-- IntegrityError     the bytes are wrong: length, hash or format
+    |       +-- FormatError    not a complete file of its kind (tonecore.formats)
     +-- LinkError              the USB serial link to the pedal (tonecore.link)
         +-- LinkBroken         the link failed: no answer, port closed, too many
         |                      retransmissions
@@ -27,9 +28,11 @@
 Defined beside the code that raises them, in the same tree:
 
     ToneError
-    +-- host/tonebridge: FileConflict, Interrupted (api.downloads), FirmwareError
-    |   (boards), SimError (dev.simulator)
-    +-- firmware/pedal/library.py: LibraryError
+    +-- FileConflict, Interrupted        host/tonebridge/api/downloads.py
+    +-- SimError                         host/tonebridge/dev/simsetup.py
+    +-- FirmwareError                    host/tonebridge/boards/__init__.py
+    |   +-- ManifestError                host/tonebridge/boards/manifests.py
+    +-- LibraryError                     firmware/pedal/library.py
         +-- NotInstalled, LibraryFull, TooLarge   (each carries its link error code)
 
 Lower-layer errors (socket, TLS, httpx) are mapped to TransportError (or TrustError)

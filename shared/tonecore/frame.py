@@ -15,7 +15,6 @@ arrives, before anything is allocated for it; the CRC is checked before the fram
 handed out.  Nothing here raises on bad input: damaged frames are counted and skipped.
 """
 
-import struct
 from binascii import crc32
 
 HEADER = 3  # kind + seq
@@ -26,27 +25,54 @@ OVERHEAD = HEADER + TRAILER
 WIRE_OVERHEAD = OVERHEAD + 2
 
 
-def cobs_encode(raw):
-    """COBS-encode `raw` (bytes-like): the result has no 0x00 byte."""
-    out = bytearray()
-    for segment in bytes(raw).split(b"\x00"):
-        while len(segment) >= 254:
-            out.append(255)
-            out += segment[:254]
-            segment = segment[254:]
-        out.append(len(segment) + 1)
-        out += segment
-    return out
+def cobs_encode(raw, spare=0):
+    """COBS-encode `raw` (bytes or bytearray): the result has no 0x00 byte.
+
+    The result is allocated once, for the longest encoding, and cut to its length in
+    place; `spare` zero bytes follow (encode() leaves one there: the delimiter)."""
+    view = memoryview(raw)
+    size = len(raw)
+    out = bytearray(size + size // 254 + 1 + spare)
+    at = pos = 0
+    while True:
+        zero = raw.find(b"\x00", pos)
+        end = size if zero < 0 else zero
+        while end - pos >= 254:
+            out[at] = 255
+            out[at + 1:at + 255] = view[pos:pos + 254]
+            at += 255
+            pos += 254
+        count = end - pos
+        out[at] = count + 1
+        out[at + 1:at + 1 + count] = view[pos:end]
+        at += count + 1
+        if zero < 0:
+            out[at + spare:] = b""  # (in place: no second buffer)
+            return out
+        pos = zero + 1
 
 
-def encode(kind, seq, payload=b""):
-    """The wire bytes of one frame: COBS(kind, seq, payload, CRC32) + 0x00."""
-    raw = bytearray(struct.pack("<BH", kind, seq & 0xFFFF))
-    raw += payload
-    raw += struct.pack("<I", crc32(raw) & 0xFFFFFFFF)
-    out = cobs_encode(raw)
-    out.append(0)
-    return out
+def encode(kind, seq, payload=b"", head=b""):
+    """The wire bytes of one frame: COBS(kind, seq, head + payload, CRC32) + 0x00.
+
+    `head` goes in front of `payload` (a DATA frame's offset): the raw frame is built
+    once, at its size, and encoded into one more buffer (two allocations per frame).
+    """
+    count = len(head) + len(payload)
+    raw = bytearray(HEADER + count + TRAILER)
+    raw[0] = kind
+    raw[1] = seq & 0xFF
+    raw[2] = (seq >> 8) & 0xFF
+    at = HEADER + len(head)
+    raw[HEADER:at] = head
+    raw[at:HEADER + count] = payload
+    at = HEADER + count
+    crc = crc32(memoryview(raw)[:at]) & 0xFFFFFFFF
+    raw[at] = crc & 0xFF
+    raw[at + 1] = (crc >> 8) & 0xFF
+    raw[at + 2] = (crc >> 16) & 0xFF
+    raw[at + 3] = crc >> 24
+    return cobs_encode(raw, 1)
 
 
 class Decoder:

@@ -1,12 +1,12 @@
-"""The USB serial link protocol, sans-IO: both ends of a push, the same code everywhere.
+"""The USB serial link protocol, sans-IO: the pedal's end, and the words both ends speak.
 
-`Pedal` is the pedal's side: feed it the bytes read from the serial console and write
+`PedalEnd` is the pedal's end: feed it the bytes read from the serial console and write
 back what it returns; it keeps the session, the transfer in progress and the flow
-control, and calls a *store* (the pedal's model library on flash) to do the work.
-`Sender` is the host's side of one transfer: which DATA frame to send next, how many
-wire bytes the pedal can take right now, what to send again after a loss.  The host's
-serial driver (host/tonebridge/pedal.py) and the pedal's serial service
-(firmware/pedal/serial.py) only move bytes.  docs/protocol.md is the specification.
+control, and calls a *store* (the pedal's model library on flash) to do the work.  The
+host's end is `tonecore.linkhost.HostEnd`, bytes in and bytes out in the same way.  The
+pedal's serial service (firmware/pedal/serial.py) and the host's serial session
+(host/tonebridge/link/session.py) only move bytes.  docs/protocol.md is the
+specification.
 
 Frames (tonecore.frame) of four kinds:
 
@@ -30,8 +30,8 @@ import struct
 
 from . import cbor
 from .compat import const
-from .errors import IntegrityError, LinkBroken, PedalRefused, ProtocolError, ToneError
-from .frame import WIRE_OVERHEAD, Decoder, encode
+from .errors import IntegrityError, PedalRefused, ProtocolError, ToneError
+from .frame import Decoder, encode
 
 VERSION = const(1)
 
@@ -94,12 +94,6 @@ E_FORMAT = const(8)  # not a model file of its kind
 E_STORAGE = const(9)  # flash error
 E_BUSY = const(10)  # a Wi-Fi sync is writing the library
 E_NO_SESSION = const(11)  # a request before HELLO
-ERROR_NAMES = {
-    E_BAD_REQUEST: "bad request", E_VERSION: "protocol version", E_NO_SPACE: "no space",
-    E_TOO_LARGE: "too large", E_NOT_FOUND: "not found", E_NO_TRANSFER: "no transfer",
-    E_INTEGRITY: "integrity", E_FORMAT: "format", E_STORAGE: "storage", E_BUSY: "busy",
-    E_NO_SESSION: "no session",
-}
 
 # ACK flags
 F_GAP = const(1)  # a DATA frame arrived past `next`: something was lost, send again from `next`
@@ -132,8 +126,8 @@ def parse_control(payload):
 
 
 def data_frame(seq, offset, payload, kind=DATA):
-    header = struct.pack("<I", offset)
-    return encode(kind, seq, header + payload)
+    """The wire bytes of a DATA (or DEFLATE) frame: `payload` at file `offset`."""
+    return encode(kind, seq, payload, struct.pack("<I", offset))
 
 
 def parse_ack(payload):
@@ -157,7 +151,7 @@ def _field(message, key, kind, required=True):
     return value
 
 
-class Pedal:
+class PedalEnd:
     """The pedal's end of the link.
 
     Args:
@@ -171,7 +165,9 @@ class Pedal:
         flush_every: received data is made durable (store.flush) at least this often.
 
     `receive(data, now_ms)` returns the bytes to send back.  `active` is True while a
-    session is open (the console must then pass 0x03 through as data).
+    session is open (the console must then pass 0x03 through as data).  `stats` counts
+    good frames, data bytes written and gaps seen (the console logs them when a session
+    ends).
     """
 
     def __init__(self, store, max_frame=4096 + 16, window=8192, rx_buffer=0, inflate=None, flush_every=FLUSH_EVERY):
@@ -185,20 +181,21 @@ class Pedal:
         self.active = False
         self.last_frame_ms = None
         self.anchor = 0
-        self.out = bytearray()
+        self.out = None  # what the receive() in progress answers (allocated when it answers)
         self.last_request = None  # (seq, reply bytes): a repeated request gets the same reply
         self.transfer = None  # [model id, size, next offset, durable offset]
         self.gap = False
         self.acked_next = self.acked_durable = 0  # what the last ACK said
         self.ack_anchor = self.ack_pulled = None
         self.failure = None  # (model id, exception) of a write that failed mid-transfer
-        self.stats = {"frames": 0, "data": 0, "duplicates": 0, "gaps": 0, "errors": 0}
+        self.stats = {"frames": 0, "data": 0, "gaps": 0}
 
     # -- bytes in, bytes out ----------------------------------------------------
 
     def receive(self, data, now_ms, end=None):
-        """Handle the bytes `data[:end]` read from the console; returns bytes to write."""
-        self.out = out = bytearray()
+        """Handle the bytes `data[:end]` read from the console; returns the bytes to write
+        back (b"" when there is nothing to say)."""
+        self.out = None
         for kind, seq, payload in self.decoder.feed(data, end):
             self.anchor = seq
             self.last_frame_ms = now_ms
@@ -214,8 +211,9 @@ class Pedal:
         if self.active and self.rx_buffer:  # credit: a frame ended, or CREDIT_EVERY more bytes read
             if self.anchor != self.ack_anchor or self.decoder.pulled - self.ack_pulled >= CREDIT_EVERY:
                 self._ack()
-        self.out = bytearray()
-        return out
+        out = self.out
+        self.out = None  # not held between calls
+        return out or b""
 
     def tick(self, now_ms):
         """Time passes: a session with no good frame for SESSION_MS ends."""
@@ -223,6 +221,7 @@ class Pedal:
             self.end_session()
 
     def end_session(self):
+        """Close the session (silence, BYE, a new HELLO): the transfer's .part is flushed."""
         self._close_transfer()
         self.active = False
         self.last_request = None
@@ -251,7 +250,14 @@ class Pedal:
         pulled = self.decoder.pulled
         self.acked_next, self.acked_durable = nxt, durable
         self.ack_anchor, self.ack_pulled = self.anchor, pulled
-        self.out += encode(ACK, self.anchor, struct.pack(ACK_FORMAT, self.anchor, pulled, nxt, durable, flags))
+        self._emit(encode(ACK, self.anchor, struct.pack(ACK_FORMAT, self.anchor, pulled, nxt, durable, flags)))
+
+    def _emit(self, wire):
+        """Add `wire` (a bytearray no one else holds) to what receive() returns."""
+        if self.out is None:
+            self.out = wire
+        else:
+            self.out += wire
 
     # -- DATA -------------------------------------------------------------------
 
@@ -264,9 +270,7 @@ class Pedal:
             if offset > transfer[2]:
                 self.gap = True  # something before this was lost
                 self.stats["gaps"] += 1
-            else:
-                self.stats["duplicates"] += 1
-            return
+            return  # (one before it: a duplicate)
         body = payload[DATA_HEADER:]
         if kind == DEFLATE:
             if self.inflate is None:
@@ -285,7 +289,6 @@ class Pedal:
             if transfer[2] - transfer[3] >= self.flush_every:
                 self._flush()
         except Exception as exc:  # the flash filled up, or failed: the host hears at its next PUT
-            self.stats["errors"] += 1
             self.failure = (transfer[0], exc)
             self._close_transfer()
 
@@ -307,7 +310,7 @@ class Pedal:
     def _control(self, seq, payload):
         last = self.last_request
         if last is not None and last[0] == seq and self.active:
-            self.out += last[1]  # the host did not get our reply: the same again
+            self._emit(bytearray(last[1]))  # the host did not get our reply: the same again
             return
         message = None
         try:
@@ -349,7 +352,7 @@ class Pedal:
             reply = {K_TYPE: ERROR, K_CODE: E_BUSY, K_MESSAGE: "the pedal is short of memory; try again"}
             wire = encode(CONTROL, seq, cbor.dumps(reply))
         self.last_request = (seq, wire)
-        self.out += wire
+        self._emit(bytearray(wire))  # (a copy: the cached reply must not grow)
 
     def _hello(self, message):
         version = message.get(K_VERSION)
@@ -446,138 +449,3 @@ def _code_of(exc):
     if code:
         return code
     return E_INTEGRITY if isinstance(exc, IntegrityError) else E_STORAGE
-
-
-MIN_PAYLOAD = const(64)
-GROW_AFTER = const(16)  # clean frames before the payload size doubles again
-
-
-class Sender:
-    """The host's side of one transfer (sans-IO).
-
-    Args:
-        size: the file's length.
-        offset: where the pedal resumes (its answer to PUT).
-        max_frame, window, rx_buffer: from the pedal's HELLO.
-        max_payload: the largest DATA payload to use (default: what max_frame allows).
-        rto_ms: with data outstanding and no ACK for this long, send again from the
-            last acknowledged offset.
-        max_failures: give up (LinkBroken) after this many timeouts in a row.
-        anchor: the seq of the last frame the pedal read before this transfer (the PUT
-            it answered): wire positions count from the end of that frame.
-
-    The driver loop:
-        chunk = next_chunk()        -> (offset, length) to send as DATA, or None
-        data_queued(seq, offset, n, wire_len) / frame_queued(seq, wire_len) for every frame
-        budget()                    -> how many queued wire bytes may be written now
-        written(n)                  after writing n of them
-        on_ack(...)                 for each ACK; check(now_ms) regularly
-    It is done when `acked == size`.
-    """
-
-    def __init__(self, size, offset, max_frame, window, rx_buffer=0, max_payload=None, rto_ms=1000,
-                 max_failures=8, now_ms=0, anchor=None):
-        self.size = size
-        self.acked = self.sent = self.high = self.durable = offset
-        self.start = offset
-        self.window = window
-        self.rx_buffer = rx_buffer
-        limit = max_frame - WIRE_OVERHEAD - DATA_HEADER
-        self.max_payload = self.payload = min(max_payload or limit, limit)
-        self.rto_ms = rto_ms
-        self.max_failures = max_failures
-        self.queued = 0  # wire bytes handed to the driver
-        self.written_total = 0  # wire bytes it wrote
-        self.read_through = 0  # wire position the pedal has read up to
-        self.ends = {} if anchor is None else {anchor: 0}  # seq -> wire position at the end of that frame
-        self.last_seq = None
-        self.rewind_seq = None
-        self.last_progress_ms = now_ms
-        self.failures = 0
-        self.clean = 0
-        self.resent = 0  # payload bytes sent more than once
-        self.rewinds = 0
-        self.timeouts = 0
-        self.lost = False  # the pedal has no transfer open (it restarted): PUT again
-
-    def done(self):
-        return self.acked >= self.size
-
-    def next_chunk(self):
-        """(offset, length) of the next DATA frame, or None while the window is full."""
-        if self.sent >= self.size:
-            return None
-        count = min(self.payload, self.size - self.sent)
-        if self.sent > self.acked and self.sent + count - self.acked > self.window:
-            return None
-        return self.sent, count
-
-    def frame_queued(self, seq, wire_len):
-        self.queued += wire_len
-        self.ends[seq] = self.queued
-        if len(self.ends) > 512:  # old anchors: ACKs for them no longer matter
-            for old in [s for s in self.ends if not seq_after(s, (seq - 256) & 0xFFFF)]:
-                del self.ends[old]
-        self.last_seq = seq
-        if self.rewind_seq is None:
-            self.rewind_seq = seq
-
-    def data_queued(self, seq, offset, count, wire_len):
-        self.frame_queued(seq, wire_len)
-        if offset < self.high:
-            self.resent += min(count, self.high - offset)
-        self.sent = offset + count
-        if self.sent > self.high:
-            self.high = self.sent
-
-    def budget(self):
-        """Wire bytes that may be written now without overrunning the pedal's buffer."""
-        if not self.rx_buffer:
-            return 1 << 30
-        return self.rx_buffer - (self.written_total - self.read_through)
-
-    def written(self, count):
-        self.written_total += count
-
-    def on_ack(self, anchor, pulled, nxt, durable, flags, now_ms):
-        end = self.ends.get(anchor)
-        if end is not None and end + pulled > self.read_through:
-            self.read_through = min(end + pulled, self.written_total)
-            self.last_progress_ms = now_ms
-        if flags & F_NO_TRANSFER:
-            self.lost = True
-            return
-        if nxt > self.acked and nxt <= self.sent:
-            self.acked = nxt
-            self.last_progress_ms = now_ms
-            self.failures = 0
-            self.clean += 1
-            if self.clean >= GROW_AFTER and self.payload < self.max_payload:
-                self.payload = min(self.payload * 2, self.max_payload)
-                self.clean = 0
-        if durable > self.durable:
-            self.durable = durable
-        if flags & F_GAP and self.rewind_seq is not None and not seq_after(self.rewind_seq, anchor):
-            self._rewind()  # a frame sent since the last rewind was lost
-
-    def check(self, now_ms):
-        """Call regularly: after rto_ms without progress, send again (or give up)."""
-        outstanding = self.sent > self.acked or self.written_total > self.read_through
-        if not outstanding or now_ms - self.last_progress_ms < self.rto_ms:
-            return
-        self.failures += 1
-        self.timeouts += 1
-        if self.failures > self.max_failures:
-            raise LinkBroken("the pedal stopped answering (%d timeouts in a row at offset %d)"
-                            % (self.failures - 1, self.acked))
-        self.read_through = self.written_total  # whatever was in flight is read or lost by now
-        self.last_progress_ms = now_ms
-        self._rewind()
-
-    def _rewind(self):
-        self.sent = self.acked
-        self.rewinds += 1
-        self.rewind_seq = None  # set by the next frame queued
-        self.clean = 0
-        if self.payload > MIN_PAYLOAD:
-            self.payload = max(MIN_PAYLOAD, self.payload // 2)

@@ -39,3 +39,20 @@ def profile(kind):
     if settings is None:
         raise UsageError("unknown serial console kind %r; the kinds are: %s" % (kind, ", ".join(KINDS)))
     return settings
+
+
+def console_settings(kind, announced=None):
+    """What the pedal's serial service runs with on a console of `kind`.
+
+    The link settings are those of `announced` (default: `kind` itself; the simulator
+    behind the link emulator's model of a UART announces "uart" on its pty); the read
+    size is the console's own, never more than a frame.
+
+    Returns:
+        (max_frame, window, rx_buffer, read_size, flush_every).
+    Raises:
+        UsageError: either kind is unknown.
+    """
+    max_frame, window, rx_buffer, _, flush_every = profile(announced or kind)
+    read_size = profile(kind)[3]
+    return max_frame, window, rx_buffer, read_size if read_size < max_frame else max_frame, flush_every

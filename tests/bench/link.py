@@ -108,7 +108,7 @@ def measure_resume(work, path, baud=921600):
                 raise RuntimeError("the push survived a pulled cable")
             except Exception as exc:  # noqa: BLE001 - the failure is what we wait for
                 note("resume: first push stopped: %s" % exc)
-            sent_before = pedal.sender.high
+            sent_before = pedal.transfer.high
             try:
                 port.close()
             except OSError:

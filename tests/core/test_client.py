@@ -274,4 +274,3 @@ class PaginationTest(unittest.TestCase):
         clock, api, client, driver = signed_in(favorites=0)
         self.assertEqual(driver.run(client.all_tones("favorited")), [])
         self.assertEqual(len(sends(driver, "/api/v1/tones/favorited")), 1)
-

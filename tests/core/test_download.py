@@ -1,4 +1,5 @@
-"""The download plan on its own, and client.download against the in-memory API."""
+"""The download plan on its own, and client.download against the in-memory API.
+(test_resume.py: the checks and the resume decision every arriving file gets.)"""
 
 import unittest
 

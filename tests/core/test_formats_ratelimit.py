@@ -2,7 +2,7 @@ import struct
 import unittest
 
 from tonecore.errors import IntegrityError
-from tonecore.formats import FormatCheck, kind_of
+from tonecore.formats import FormatCheck, FormatError, extension, fits, kind_of, platform_of, runnable
 from tonecore.ratelimit import RateLimiter, retry_after_ms
 
 
@@ -23,6 +23,25 @@ def check(filename, data, pieces=7):
 class FormatTest(unittest.TestCase):
     def test_kinds(self):
         self.assertEqual([kind_of(n) for n in ("a.NAM", "b.json", "c.wav", "d.bin", "noext")], ["json", "json", "wav", None, None])
+
+    def test_one_table_names_extensions_checks_and_platforms(self):
+        self.assertEqual([extension(n) for n in ("Clean.NAM", "a.b.wav", "x.aidax", "noext", ".nam", "m.n4m", "m.toolongext")],
+                         [".nam", ".wav", ".aidax", "", "", "", ""])
+        self.assertEqual([platform_of(n) for n in ("a.nam", "b.wav", "c.json", "d.aidax", "e.bin")],
+                         ["nam", "ir", "aida-x", "aida-x", None])
+
+    def test_a_bad_format_is_a_format_error_an_integrity_error(self):
+        with self.assertRaises(FormatError):
+            check("m.nam", b"<html>error</html>")
+        with self.assertRaises(IntegrityError):
+            check("m.nam", b"<html>error</html>")
+
+    def test_what_a_board_holds(self):
+        formats = {"nam": ("nano", "feather"), "ir": "*"}
+        self.assertTrue(runnable(formats, "nam", "nano") and runnable(formats, "ir", "standard"))
+        self.assertFalse(runnable(formats, "nam", "standard") or runnable(formats, "aida-x", "nano"))
+        self.assertTrue(fits(1024, 1024) and fits(None, 10 ** 9) and fits(0, 5))
+        self.assertFalse(fits(1024, 1025))
 
     def test_json_model_ok_and_truncated(self):
         doc = b'  {"version": "0.5.4", "weights": [' + b"0.1, " * 500 + b"0.2]}\n"
@@ -74,3 +93,4 @@ class RateLimiterTest(unittest.TestCase):
         self.assertEqual(retry_after_ms(None), 1000)
         self.assertEqual(retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT", 2000), 2000)
         self.assertEqual(retry_after_ms("99999"), 600000)
+

@@ -59,7 +59,7 @@ def sign_in_home(base_url, home, email=EMAIL):
         the stored Tokens.
     """
     store = TokenStore(str(home))
-    with Connection(api_of(base_url), store, PLACEHOLDER_REDIRECT, load_tokens=False) as conn:
+    with Connection(api_of(base_url), store, OtpSignIn(api_of(base_url), PLACEHOLDER_REDIRECT), load_tokens=False) as conn:
         return conn.run(conn.client.sign_in(fetch_api_key(base_url, email)))
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from signin_helpers import (
     api_of,
     browser_sign_in,
+    configure,
     model_info,
     redirect_location,
     request_log,
@@ -21,7 +22,9 @@ from signin_helpers import (
 from tonebridge.api import signin as login_module
 from tonebridge.cli import cli
 from tonebridge.cli.common import EXIT_API, EXIT_LOCAL, EXIT_SIGN_IN
-from tonebridge.api.signin import PASTE_REDIRECT_URL
+from tonebridge.api.signin import PASTE_REDIRECT_OTP
+from tonebridge.dev import phone
+from tonebridge.dev.emulator.oauth import DEMO_CLIENT_ID
 from tonebridge.api.token_store import TokenStore
 
 server_module = pytest.importorskip("tonebridge.dev.emulator.server")
@@ -45,7 +48,8 @@ class Cli:
     """Runs `tonebridge` in-process with a private home; keeps every output for leak checks."""
 
     def __init__(self, emulator, home):
-        self.env = {"TONEBRIDGE_HOME": str(home), "TONEBRIDGE_API": emulator.base_url}
+        self.env = {"TONEBRIDGE_HOME": str(home), "TONEBRIDGE_API": emulator.base_url,
+                    "TONEBRIDGE_CLIENT_ID": DEMO_CLIENT_ID}
         self.outputs = []
 
     def __call__(self, *args, **kwargs):
@@ -76,7 +80,8 @@ def stored_secrets(home):
     return [record["tokens"]["access_token"], record["tokens"]["refresh_token"]]
 
 
-def test_login_through_the_loopback_listener(emulator, home, run, monkeypatch):
+@pytest.mark.parametrize("mode", ["pkce", "otp"])
+def test_login_through_the_loopback_listener(emulator, home, run, monkeypatch, mode):
     pages = []
 
     def browser(url):  # the user's browser: signs in, lands on the CLI's listener
@@ -86,7 +91,7 @@ def test_login_through_the_loopback_listener(emulator, home, run, monkeypatch):
         return True
 
     monkeypatch.setattr(login_module.webbrowser, "open", browser)
-    result = run("login", "--timeout", "20")
+    result = run("login", "--timeout", "20", *(("--otp",) if mode == "otp" else ()))
     pages[0].join(20)
     assert result.exit_code == 0, result.output
     assert "Opened your browser." in result.output
@@ -96,24 +101,33 @@ def test_login_through_the_loopback_listener(emulator, home, run, monkeypatch):
     assert landed.url.host == "127.0.0.1"
     assert stat.S_IMODE(os.stat(home / "session.json").st_mode) == 0o600
     record = json.loads((home / "session.json").read_text())
-    assert record["api"] == api_of(emulator.base_url) and record["flow"] == "otp"
+    assert record["api"] == api_of(emulator.base_url) and record["flow"] == mode
+    assert record.get("client_id") == (DEMO_CLIENT_ID if mode == "pkce" else None)
+    assert record["dialect"] == ("current" if mode == "pkce" else "v1")
     for secret in stored_secrets(home):
         assert all(secret not in text for text in run.outputs)
         assert secret not in landed.text
 
 
+def cli_process(emulator, home, *args):
+    env = dict(os.environ, TONEBRIDGE_HOME=str(home), TONEBRIDGE_API=emulator.base_url,
+               TONEBRIDGE_CLIENT_ID=DEMO_CLIENT_ID)
+    return subprocess.Popen([sys.executable, "-m", "tonebridge", "login", *args], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def line_with(proc, text):
+    for line in proc.stdout:
+        if text in line:
+            return line.strip()
+    raise AssertionError("no line with %r; stderr: %s" % (text, proc.stderr.read()))
+
+
 def test_login_in_a_subprocess_prints_the_url_and_waits(emulator, home):
-    env = dict(os.environ, TONEBRIDGE_HOME=str(home), TONEBRIDGE_API=emulator.base_url)
-    proc = subprocess.Popen([sys.executable, "-m", "tonebridge", "login", "--no-browser", "--timeout", "30"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = cli_process(emulator, home, "--no-browser", "--timeout", "30")
     try:
-        prefix = api_of(emulator.base_url) + "/auth?"
-        url = None
-        for line in proc.stdout:
-            if prefix in line:
-                url = line.strip()
-                break
-        assert url is not None and "otp_only=true" in url
+        url = line_with(proc, api_of(emulator.base_url) + "/oauth/authorize?")
+        assert "code_challenge_method=S256" in url and "state=" in url
         landed = browser_sign_in(url, emulator.base_url)
         rest = proc.stdout.read()
         assert proc.wait(30) == 0, proc.stderr.read()
@@ -124,17 +138,73 @@ def test_login_in_a_subprocess_prints_the_url_and_waits(emulator, home):
     assert proc.stderr.read() == ""
 
 
+def test_login_by_pasting_the_oauth_address(emulator, home, run):
+    proc = cli_process(emulator, home, "--paste", "--no-qr")
+    try:
+        url = line_with(proc, "/oauth/authorize?")
+        leaving = browser_sign_in(url, emulator.base_url, follow_to_callback=False)
+        location = leaving.headers["location"]
+        assert location.startswith("http://127.0.0.1:1/tonebridge-callback?code=")
+        out, err = proc.communicate(location + "\n", timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Signed in as demo_player" in out and err == ""
+    code = location.split("code=", 1)[1].split("&")[0]
+    assert code not in out
+
+
+def test_login_with_the_device_grant(emulator, home, run):
+    configure(emulator.base_url, device_interval=1)  # poll every second, not every five
+    proc = cli_process(emulator, home, "--device", "--qr")
+    try:
+        where = line_with(proc, "To sign in, open ")
+        code = line_with(proc, "enter the code:").rsplit(" ", 1)[1]
+        assert where.split("open ", 1)[1].startswith(emulator.base_url + "/activate")
+        done = phone.activate(emulator.base_url + "/activate", code, "demo@example.com",
+                              phone.outbox_code(emulator.base_url, "demo@example.com"))
+        assert "Device connected" in done.text
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        configure(emulator.base_url, device_interval=5)
+    assert proc.returncode == 0, err
+    assert "\u2580" in out or "\u2584" in out or "\u2588" in out  # the QR code of the activation address
+    assert "Signed in as demo_player" in out
+    record = json.loads((home / "session.json").read_text())
+    assert record["flow"] == "device" and record["client_id"] == DEMO_CLIENT_ID
+    assert run.json("whoami")["username"] == "demo_player"
+    for secret in stored_secrets(home):
+        assert secret not in out + err
+
+
+def test_login_with_a_denied_device_code_stores_nothing(emulator, home):
+    configure(emulator.base_url, device_interval=1)
+    proc = cli_process(emulator, home, "--device", "--no-qr")
+    try:
+        code = line_with(proc, "enter the code:").rsplit(" ", 1)[1]
+        phone.activate(emulator.base_url + "/activate", code, "demo@example.com",
+                       phone.outbox_code(emulator.base_url, "demo@example.com"), consent="deny")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        configure(emulator.base_url, device_interval=5)
+    assert proc.returncode == EXIT_SIGN_IN
+    assert err == "tonebridge: error: sign-in was declined (access denied)\n"
+    assert not (home / "session.json").exists()
+
+
 def test_login_by_pasting_the_redirected_address(emulator, home, run):
-    location = redirect_location(emulator.base_url, PASTE_REDIRECT_URL)
-    assert location.startswith(PASTE_REDIRECT_URL + "?") and "api_key=" in location
-    result = run("login", "--paste", input=location + "\n")
+    location = redirect_location(emulator.base_url, PASTE_REDIRECT_OTP)
+    assert location.startswith(PASTE_REDIRECT_OTP + "?") and "api_key=" in location
+    result = run("login", "--otp", "--paste", input=location + "\n")
     assert result.exit_code == 0, result.output
-    assert "redirect_url=http%3A%2F%2F127.0.0.1%2Ftonebridge-callback" in result.output
+    assert "redirect_url=http%3A%2F%2Ftonebridge-callback.invalid%2F" in result.output
     assert "Signed in as " in result.output
     key = location.split("api_key=", 1)[1].split("&")[0]
     assert key not in result.output
     # the key is single-use: pasting it again is refused, and the session stays
-    again = run("login", "--paste", input=key + "\n")
+    again = run("login", "--otp", "--paste", input=key + "\n")
     assert again.exit_code == EXIT_SIGN_IN
     assert again.stderr.startswith("tonebridge: error: TONE3000 refused the sign-in")
     assert (home / "session.json").exists()

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tonebridge import fileio
 from tonebridge.cli import cli
 from tonebridge.cli.common import EXIT_SIGN_IN
-from tonebridge.api.token_store import TokenStore
+from tonebridge.api.token_store import Profile, TokenStore
 from tonecore.errors import SignInRequired
 from tonecore.session import Tokens
 
@@ -36,10 +36,29 @@ def test_session_file_is_0600_in_a_0700_directory(tmp_path):
     assert record == {
         "api": API,
         "flow": "otp",
+        "dialect": "v1",
         "tokens": {"access_token": "ACCESS-SECRET", "refresh_token": "R1", "expires_in": 3600,
                    "expires_at": 1_700_000_000 + 9000},
     }
     assert os.listdir(home) == ["session.json"]  # no temporary file left behind
+
+
+def test_an_oauth_session_keeps_its_flow_client_and_dialect(tmp_path):
+    store = TokenStore(str(tmp_path))
+    store.profile = Profile("device", "t3k_pub_x", "current")
+    store.save(API, tokens(), 1_000_000, 1_700_000_000)
+    record = json.loads(open(store.path).read())
+    assert (record["flow"], record["client_id"], record["dialect"]) == ("device", "t3k_pub_x", "current")
+    again = TokenStore(str(tmp_path))
+    again.load(API, 0, 1_700_000_000)
+    assert (again.profile.flow, again.profile.client_id, again.profile.dialect) == ("device", "t3k_pub_x", "current")
+    # an old session file (no profile) reads as the seed's OTP flow
+    del record["dialect"], record["client_id"]
+    record["flow"] = "otp"
+    open(store.path, "w").write(json.dumps(record))
+    old = TokenStore(str(tmp_path))
+    old.load(API, 0, 1_700_000_000)
+    assert (old.profile.flow, old.profile.dialect) == ("otp", "v1")
 
 
 def test_the_file_is_private_before_any_secret_is_written(tmp_path, monkeypatch):

@@ -16,7 +16,9 @@ def test_the_demo_runs_the_host_and_the_pedal_parts(tmp_path):
                           text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     text = done.stdout
-    assert "Signed in as demo_player" in text
+    assert text.count("Signed in as demo_player") == 3  # PKCE, the device grant, the seed's OTP flow
+    assert "/api/v1/oauth/authorize?" in text and "[phone] shows: Device connected" in text
+    assert "/api/v1/auth?redirect_url=" in text  # the seed's flow, against the v1 emulator
     assert "the emulator will cut the first download" in text
     assert "back on the pedal's page" in text and "sync: done" in text
     assert "models verified on the flash image" in text

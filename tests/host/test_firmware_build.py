@@ -1,16 +1,17 @@
-"""Boards, the firmware build and deploy (tonebridge.boards.firmware), with real tools.
+"""Boards, their manifests, the firmware build and deploy (tonebridge.boards), with real tools.
 
 The board files are loaded by CPython and by the MicroPython unix port; builds run the
-real mpy-cross for each board's architecture; the manifests run under a small runner
-with the semantics of MicroPython's tools/manifestfile.py; deploys run against a fake `mpremote` on PATH (a real process that
-records its argv), and the code a deploy sends to the board runs under MicroPython.
+real mpy-cross for each board's architecture; the manifests are read by
+tonebridge.boards.manifests, with the semantics of MicroPython's tools/manifestfile.py
+(checked on their own below); deploys run against a fake `mpremote` on PATH (a real
+process that records its argv), and the code a deploy sends to the board runs under
+MicroPython.
 """
 
 import hashlib
 import json
 import os
 import shutil
-import types
 import ssl
 import subprocess
 import sys
@@ -18,20 +19,19 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from tonebridge.boards import firmware
+from tonebridge import __version__, paths
+from tonebridge.boards import FirmwareError
+from tonebridge.boards import deploy as deploy_module
+from tonebridge.boards.build import MAIN_PY, build
+from tonebridge.boards.cas import CA_ROOTS, refresh_cas
+from tonebridge.boards.deploy import BOARD_RECORD, deploy_command, parse_probe
+from tonebridge.boards import facts
+from tonebridge.boards.facts import FIELDS, load_board
+from tonebridge.boards.manifests import ManifestError, read_manifest
 from tonebridge.cli import cli
-from tonebridge.boards.firmware import (
-    BOARD_RECORD,
-    CA_ROOTS,
-    FIELDS,
-    MAIN_PY,
-    FirmwareError,
-    build,
-    deploy_command,
-    load_board,
-    parse_probe,
-)
+from tonecore import linkprofile, records
 from tonecore.errors import UsageError
+from tonecore.records import PLATFORMS, SIZES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOARDS = ("esp32_generic", "esp32s3", "esp32c3", "unix_sim")
@@ -41,6 +41,7 @@ MICROPYTHON = os.path.join(VENV_BIN, "micropython")
 # .mpy header: b"M", version, feature byte (native arch in bits 2..7), small-int bits.
 MPY_ARCH_CODES = {None: 0, "xtensawin": 10, "rv32imc": 11}
 CORE_MODULES = sorted(n[:-3] for n in os.listdir(os.path.join(ROOT, "shared", "tonecore")) if n.endswith(".py"))
+SIMBOARD_MODULES = sorted(n[:-3] for n in os.listdir(os.path.join(ROOT, "firmware", "simboard")) if n.endswith(".py"))
 
 
 def run_micropython(code, path, cwd=None):
@@ -57,26 +58,34 @@ def as_json(value):
 
 
 @pytest.fixture
-def firmware_tree(tmp_path):
-    """A small stand-in for firmware/: pedal/{__init__,main,fast}.py; fast.py has native code."""
-    pedal = tmp_path / "src" / "firmware" / "pedal"
-    pedal.mkdir(parents=True)
+def source_tree(tmp_path):
+    """A source tree in tmp_path/src: the real boards/, shared/, firmware/manifest.py and
+    firmware/simboard/, with a small stand-in for firmware/pedal/: {__init__,main,fast}.py,
+    fast.py has native code."""
+    src = tmp_path / "src"
+    shutil.copytree(os.path.join(ROOT, "boards"), src / "boards")
+    shutil.copytree(os.path.join(ROOT, "shared"), src / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(os.path.join(ROOT, "firmware", "simboard"), src / "firmware" / "simboard",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(ROOT, "firmware", "manifest.py"), src / "firmware" / "manifest.py")
+    pedal = src / "firmware" / "pedal"
+    pedal.mkdir()
     (pedal / "__init__.py").write_text("")
     (pedal / "main.py").write_text("import boardinfo\n\ndef boot():\n    print('boot', boardinfo.NAME)\n")
     (pedal / "fast.py").write_text("import micropython\n\n@micropython.native\ndef double(x):\n    return x * 2\n")
-    return str(tmp_path / "src" / "firmware")
+    return str(src)
 
 
-def drop_native_code_for_bytecode_boards(board, firmware_dir):
+def drop_native_code_for_bytecode_boards(board, root):
     """unix_sim builds bytecode only (no -march): native code cannot compile for it."""
-    fast = os.path.join(firmware_dir, "pedal", "fast.py")
+    fast = os.path.join(root, "firmware", "pedal", "fast.py")
     if load_board(board).arch is None and os.path.exists(fast):
         os.remove(fast)
 
 
-def build_for(board, tmp_path, firmware_dir, **kwargs):
-    drop_native_code_for_bytecode_boards(board, firmware_dir)
-    return build(board, str(tmp_path / "build" / board), firmware_dir=firmware_dir, **kwargs)
+def build_for(board, tmp_path, root, **kwargs):
+    drop_native_code_for_bytecode_boards(board, root)
+    return build(board, str(tmp_path / "build" / board), root=root, **kwargs)
 
 
 def listing(out):
@@ -136,10 +145,10 @@ def test_what_each_board_can_run():
     generic, s3, c3, sim = (load_board(name) for name in BOARDS)
     assert generic.can_run("nam", "feather") and generic.can_run("nam", "nano") and generic.can_run("ir", "custom")
     assert not generic.can_run("nam", "standard") and not generic.can_run("aida-x", "standard")
-    assert all(s3.can_run("nam", size) for size in firmware.SIZES) and s3.can_run("aida-x", "custom")
+    assert all(s3.can_run("nam", size) for size in SIZES) and s3.can_run("aida-x", "custom")
     assert not s3.can_run("proteus", "standard")
     assert c3.can_run("nam", "nano") and not c3.can_run("nam", "feather") and c3.can_run("ir", "standard")
-    assert all(sim.can_run(platform, "standard") for platform in firmware.PLATFORMS)
+    assert all(sim.can_run(platform, "standard") for platform in PLATFORMS)
 
 
 def test_usb_ids_of_the_real_boards():
@@ -160,6 +169,55 @@ def test_a_broken_board_file_is_named(tmp_path):
         load_board("bad", str(tmp_path))
     with pytest.raises(UsageError, match="unknown board 'nope'"):
         load_board("nope")
+
+
+def board_file(boards_dir, name, **changes):
+    """boards_dir/name/board.py: esp32_generic's facts with `changes`; returns boards_dir."""
+    with open(os.path.join(ROOT, "boards", "esp32_generic", "board.py")) as f:
+        text = f.read().replace('NAME = "esp32_generic"', "NAME = %r" % name)
+    text += "".join("\n%s = %r\n" % item for item in changes.items())
+    os.makedirs(os.path.join(boards_dir, name), exist_ok=True)
+    with open(os.path.join(boards_dir, name, "board.py"), "w") as f:
+        f.write(text)
+    return boards_dir
+
+
+def test_every_board_serial_is_a_console_kind_with_link_settings():
+    # The validator's list is the link profiles' own: a board passes only with a SERIAL
+    # tonecore.linkprofile has settings for.
+    for name in BOARDS:
+        assert load_board(name).serial in linkprofile.KINDS
+        assert linkprofile.profile(load_board(name).serial)
+    valid, _ = FIELDS["SERIAL"]
+    assert [kind for kind in linkprofile.KINDS if valid(kind)] == list(linkprofile.KINDS)
+    # One list each, not copies: the core's own objects.
+    assert facts.KINDS is linkprofile.KINDS and facts.PLATFORMS is records.PLATFORMS and facts.SIZES is records.SIZES
+
+
+@pytest.mark.parametrize("serial", ["usb", "UART", "cdc", None])
+def test_a_board_whose_serial_has_no_link_profile_is_refused_before_a_build(tmp_path, serial):
+    boards_dir = board_file(str(tmp_path / "boards"), "odd", SERIAL=serial)
+    with pytest.raises(FirmwareError) as caught:
+        load_board("odd", boards_dir)
+    message = str(caught.value)
+    assert "SERIAL has an invalid value: %r" % serial in message
+    assert "uart, usb-cdc, usb-serial-jtag, pty" in message
+
+    # At build time too, before anything is compiled.
+    with pytest.raises(FirmwareError, match="SERIAL has an invalid value"):
+        build("odd", str(tmp_path / "out"), root=str(tmp_path))
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_formats_are_checked_against_the_cores_platforms_and_sizes(tmp_path):
+    boards_dir = board_file(str(tmp_path), "odd", FORMATS={"nam": ("huge",)})
+    with pytest.raises(FirmwareError, match="FORMATS has an invalid value"):
+        load_board("odd", boards_dir)
+    board_file(str(tmp_path), "odd", FORMATS={"synth": "*"})
+    with pytest.raises(FirmwareError, match="FORMATS has an invalid value"):
+        load_board("odd", boards_dir)
+    board_file(str(tmp_path), "odd", FORMATS={platform: tuple(SIZES) for platform in PLATFORMS})
+    assert load_board("odd", boards_dir).can_run(PLATFORMS[-1], SIZES[-1])
 
 
 # --- CA roots ------------------------------------------------------------------------
@@ -187,7 +245,7 @@ def test_the_ca_files_are_the_four_roots(board):
 def test_refresh_cas_reproduces_the_committed_files(tmp_path):
     boards_dir = tmp_path / "boards"
     shutil.copytree(os.path.join(ROOT, "boards"), boards_dir, ignore=shutil.ignore_patterns("ca"))
-    written = firmware.refresh_cas(str(boards_dir))
+    written = refresh_cas(str(boards_dir))
     assert len(written) == 12
     for path in written:
         rel = os.path.relpath(path, boards_dir)
@@ -202,16 +260,16 @@ def test_refresh_cas_says_which_root_a_bundle_lacks(tmp_path):
     boards_dir = tmp_path / "boards"
     shutil.copytree(os.path.join(ROOT, "boards"), boards_dir)
     with pytest.raises(FirmwareError, match="no ISRG Root X2 certificate"):
-        firmware.refresh_cas(str(boards_dir), str(bundle))
+        refresh_cas(str(boards_dir), str(bundle))
 
 
 # --- build ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("board", BOARDS)
-def test_build_lays_out_the_flash_with_the_board_architecture(tmp_path, firmware_tree, board):
+def test_build_lays_out_the_flash_with_the_board_architecture(tmp_path, source_tree, board):
     info = load_board(board)
-    result = build_for(board, tmp_path, firmware_tree)
+    result = build_for(board, tmp_path, source_tree)
     out = result["out"]
     pedal = ["__init__", "main"] + (["fast"] if info.arch else [])
     expected = (
@@ -219,7 +277,7 @@ def test_build_lays_out_the_flash_with_the_board_architecture(tmp_path, firmware
         + ["lib/pedal/%s.mpy" % name for name in pedal]
         + ["lib/microdot/__init__.mpy", "lib/microdot/microdot.mpy", "lib/microdot/helpers.mpy", "lib/boardinfo.mpy"]
         + ["ca/" + name for name in info.ca_files]
-        + ([] if board == "unix_sim" else ["main.py"])
+        + (["lib/simboard/%s.mpy" % name for name in SIMBOARD_MODULES] if board == "unix_sim" else ["main.py"])
     )
     assert listing(out) == sorted(expected + ["BUILD.json"])
     assert sorted(result["files"]) == sorted(expected)
@@ -242,54 +300,60 @@ def test_build_lays_out_the_flash_with_the_board_architecture(tmp_path, firmware
             assert f.read() == MAIN_PY == "import pedal.main\npedal.main.boot()\n"
     with open(os.path.join(out, "BUILD.json")) as f:
         record = json.load(f)
-    assert record["files"] == result["files"] and record["tonebridge"] == firmware.__version__
+    assert record["files"] == result["files"] and record["tonebridge"] == __version__
 
     # Plain bytecode is portable: the board's boardinfo.mpy loads under the unix port.
     values = run_micropython("import boardinfo\nprint(boardinfo.NAME, boardinfo.FS_BYTES)", os.path.join(out, "lib"))
     assert values.split() == [board, str(info.fs_bytes)]
 
 
-def test_the_simulator_build_runs_under_micropython(tmp_path, firmware_tree):
-    out = build_for("unix_sim", tmp_path, firmware_tree)["out"]
+def test_the_simulator_build_runs_under_micropython(tmp_path, source_tree):
+    out = build_for("unix_sim", tmp_path, source_tree)["out"]
     printed = run_micropython(
-        "import microdot, tonecore.client, pedal.main\nprint(microdot.Microdot.__name__)\npedal.main.boot()",
+        "import microdot, tonecore, tonecore.client, pedal.main\nprint(microdot.Microdot.__name__)\n"
+        "print(tonecore.__version__)\npedal.main.boot()",
         os.path.join(out, "lib"))
-    assert printed.split("\n")[:2] == ["Microdot", "boot unix_sim"]
+    # The firmware reads the one version string from the core it runs on.
+    assert printed.split("\n")[:3] == ["Microdot", __version__, "boot unix_sim"]
 
 
-def test_the_build_is_incremental(tmp_path, firmware_tree):
-    first = build_for("esp32_generic", tmp_path, firmware_tree)
+def test_the_build_is_incremental(tmp_path, source_tree):
+    first = build_for("esp32_generic", tmp_path, source_tree)
     assert len(first["rebuilt"]) == len(first["files"])
-    assert build_for("esp32_generic", tmp_path, firmware_tree)["rebuilt"] == []
+    assert build_for("esp32_generic", tmp_path, source_tree)["rebuilt"] == []
 
-    with open(os.path.join(firmware_tree, "pedal", "main.py"), "a") as f:
+    with open(os.path.join(source_tree, "firmware", "pedal", "main.py"), "a") as f:
         f.write("VERSION = 2\n")
-    assert build_for("esp32_generic", tmp_path, firmware_tree)["rebuilt"] == ["lib/pedal/main.mpy"]
+    assert build_for("esp32_generic", tmp_path, source_tree)["rebuilt"] == ["lib/pedal/main.mpy"]
 
     out = first["out"]
     with open(os.path.join(out, "lib", "tonecore", "auth.mpy"), "wb") as f:
         f.write(b"tampered")
-    assert build_for("esp32_generic", tmp_path, firmware_tree)["rebuilt"] == ["lib/tonecore/auth.mpy"]
+    assert build_for("esp32_generic", tmp_path, source_tree)["rebuilt"] == ["lib/tonecore/auth.mpy"]
 
-    os.remove(os.path.join(firmware_tree, "pedal", "fast.py"))
-    result = build_for("esp32_generic", tmp_path, firmware_tree)
+    os.remove(os.path.join(source_tree, "firmware", "pedal", "fast.py"))
+    result = build_for("esp32_generic", tmp_path, source_tree)
     assert "lib/pedal/fast.mpy" not in result["files"] and not os.path.exists(os.path.join(out, "lib/pedal/fast.mpy"))
 
 
-def test_a_build_needs_the_pedal_package(tmp_path):
-    with pytest.raises(FirmwareError, match="no pedal package"):
-        build("esp32_generic", str(tmp_path / "out"), firmware_dir=str(tmp_path / "nothing"))
+def test_a_build_needs_the_pedal_package(tmp_path, source_tree):
+    shutil.rmtree(os.path.join(source_tree, "firmware", "pedal"))
+    with pytest.raises(FirmwareError, match="package 'pedal' has no Python modules"):
+        build("esp32_generic", str(tmp_path / "out"), root=source_tree)
+    shutil.rmtree(os.path.join(source_tree, "firmware"))
+    with pytest.raises(FirmwareError, match="cannot read the manifest .*/firmware/manifest.py"):
+        build("esp32_generic", str(tmp_path / "out"), root=source_tree)
 
 
-def test_a_syntax_error_in_the_firmware_is_one_error(tmp_path, firmware_tree):
-    with open(os.path.join(firmware_tree, "pedal", "main.py"), "w") as f:
+def test_a_syntax_error_in_the_firmware_is_one_error(tmp_path, source_tree):
+    with open(os.path.join(source_tree, "firmware", "pedal", "main.py"), "w") as f:
         f.write("def boot(:\n")
     with pytest.raises(FirmwareError, match="main.py"):
-        build_for("esp32c3", tmp_path, firmware_tree)
+        build_for("esp32c3", tmp_path, source_tree)
 
 
-def test_the_build_command(tmp_path, firmware_tree, monkeypatch):
-    monkeypatch.setattr(firmware, "FIRMWARE_DIR", firmware_tree)
+def test_the_build_command(tmp_path, source_tree, monkeypatch):
+    monkeypatch.setattr(paths, "ROOT", source_tree)
     out = str(tmp_path / "out")
     result = CliRunner().invoke(cli, ["firmware", "build", "--board", "esp32c3", "--out", out, "--json"])
     assert result.exit_code == 0, result.output
@@ -318,86 +382,110 @@ def test_the_boards_command():
 
 
 @pytest.fixture
-def repo_copy(tmp_path, firmware_tree):
-    """A checkout in tmp_path (boards/, shared/, firmware/ = the fake tree) and a fake port."""
-    repo = tmp_path / "repo"
-    shutil.copytree(os.path.join(ROOT, "boards"), repo / "boards")
-    shutil.copytree(os.path.join(ROOT, "shared", "tonecore"), repo / "shared" / "tonecore",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(firmware_tree, repo / "firmware")
+def fake_port(tmp_path):
+    """The folders MicroPython's make names $(PORT_DIR) and $(MPY_DIR), with the esp32
+    port's boards/manifest.py and extmod/asyncio (unix_sim takes only that), each
+    freezing one module, portmod.py."""
     port = tmp_path / "port"
-    # the esp32 port's boards/manifest.py; MicroPython's extmod/asyncio (unix_sim takes only that)
     for manifest in ("boards/manifest.py", "extmod/asyncio/manifest.py"):
         (port / manifest).parent.mkdir(parents=True, exist_ok=True)
         (port / manifest).write_text("module('portmod.py')\n")
         (port / manifest).parent.joinpath("portmod.py").write_text("X = 1\n")
-    return repo, port
-
-
-class Manifest:
-    """Runs a freeze manifest the way MicroPython's tools/manifestfile.py does (the
-    manifest's folder as the current directory, $(VAR) substitution, include/package/
-    module), recording which files would be frozen under which names."""
-
-    def __init__(self, variables):
-        self.variables = variables
-        self.frozen = {}  # target path -> source file
-
-    def _path(self, path):
-        for name, value in self.variables.items():
-            path = path.replace("$(%s)" % name, value)
-        return os.path.abspath(path)
-
-    def execute(self, path, **options):
-        path = self._path(path)
-        if os.path.isdir(path):  # include("some/dir") means some/dir/manifest.py
-            path = os.path.join(path, "manifest.py")
-        here = os.getcwd()
-        os.chdir(os.path.dirname(path))
-        try:
-            with open(path) as f:
-                code = f.read()
-            exec(compile(code, path, "exec"), {"include": self.execute, "package": self.package, "module": self.module,
-                                               "options": types.SimpleNamespace(**options)})
-        finally:
-            os.chdir(here)
-
-    def module(self, name, base_path="."):
-        self.frozen[name] = os.path.join(self._path(base_path), name)
-
-    def package(self, name, files=None, base_path="."):
-        root = os.path.join(self._path(base_path), name)
-        if files is None:
-            files = [os.path.relpath(os.path.join(folder, f), root) for folder, _, names in os.walk(root)
-                     for f in names if f.endswith(".py")]
-        for file in files:
-            self.frozen[name + "/" + file.replace(os.sep, "/")] = os.path.join(root, file)
+    return {"PORT_DIR": str(port), "MPY_DIR": str(port)}
 
 
 @pytest.mark.parametrize("board", BOARDS)
-def test_the_manifest_freezes_the_firmware(repo_copy, board):
-    repo, port = repo_copy
-    drop_native_code_for_bytecode_boards(board, str(repo / "firmware"))
-    build(board, str(repo / "build" / board), boards_dir=str(repo / "boards"), firmware_dir=str(repo / "firmware"),
-          shared_dir=str(repo / "shared"))  # stages microdot and boardinfo.py where the manifest looks
-    manifest = Manifest({"PORT_DIR": str(port), "MPY_DIR": str(port)})
-    manifest.execute(str(repo / "boards" / board / "manifest.py"))
-    frozen = manifest.frozen
+def test_a_freeze_and_a_build_take_the_same_files(source_tree, fake_port, board):
+    # MicroPython's make reads boards/<board>/manifest.py with the port's variables and
+    # no options: microdot and boardinfo.py then come from build/<board>/stage.
+    drop_native_code_for_bytecode_boards(board, source_tree)
+    result = build(board, os.path.join(source_tree, "build", board), root=source_tree)
+    frozen = {entry.target: entry.source
+              for entry in read_manifest(os.path.join(source_tree, "boards", board, "manifest.py"), fake_port)}
     pedal = ["__init__", "main"] + (["fast"] if board != "unix_sim" else [])
+    simboard = ["simboard/%s.py" % name for name in SIMBOARD_MODULES] if board == "unix_sim" else []
     assert sorted(frozen) == sorted(
         ["portmod.py", "boardinfo.py", "microdot/__init__.py", "microdot/microdot.py", "microdot/helpers.py"]
-        + ["tonecore/%s.py" % name for name in CORE_MODULES] + ["pedal/%s.py" % name for name in pedal])
-    for target, path in frozen.items():
-        assert os.path.isfile(path), target
-    with open(frozen["boardinfo.py"]) as staged, open(repo / "boards" / board / "board.py") as original:
-        assert staged.read() == original.read()
+        + ["tonecore/%s.py" % name for name in CORE_MODULES] + ["pedal/%s.py" % name for name in pedal] + simboard)
+    with open(frozen["boardinfo.py"]) as staged, open(os.path.join(source_tree, "boards", board, "board.py")) as board_py:
+        assert staged.read() == board_py.read()
+    assert frozen["microdot/microdot.py"].startswith(os.path.join(source_tree, "build", board, "stage") + os.sep)
+
+    # The build compiled exactly those files, less the port's own.
+    compiled = sorted(rel[4:-4] + ".py" for rel in result["files"] if rel.startswith("lib/"))
+    assert compiled == sorted(target for target in frozen if target != "portmod.py")
 
 
-def test_the_manifest_asks_for_a_build_first(repo_copy):
-    repo, port = repo_copy
-    manifest = Manifest({"PORT_DIR": str(port)})
-    with pytest.raises(Exception, match="tonebridge firmware build --board esp32s3"):
-        manifest.execute(str(repo / "boards" / "esp32s3" / "manifest.py"))
+def test_the_manifest_asks_for_a_build_first(source_tree, fake_port):
+    with pytest.raises(ManifestError, match="has no boardinfo.py: run `tonebridge firmware build --board esp32s3` first"):
+        read_manifest(os.path.join(source_tree, "boards", "esp32s3", "manifest.py"), fake_port)
+
+
+def test_the_port_manifests_are_left_to_micropythons_make(source_tree):
+    # Without $(PORT_DIR) the port's include is skipped; the firmware is all there.
+    build("esp32c3", os.path.join(source_tree, "build", "esp32c3"), root=source_tree)
+    targets = [entry.target for entry in read_manifest(os.path.join(source_tree, "boards", "esp32c3"))]
+    assert "portmod.py" not in targets and "pedal/main.py" in targets and "tonecore/link.py" in targets
+
+
+def write_manifests(folder, files):
+    """Write {relative path: text} under `folder`; returns folder."""
+    for rel, text in files.items():
+        path = os.path.join(folder, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    return folder
+
+
+def test_manifest_paths_start_at_the_manifest_that_names_them(tmp_path):
+    # manifestfile.py: a folder means its manifest.py; relative paths from the including
+    # manifest's folder; base_path moves the package; files= lists a package's files.
+    write_manifests(str(tmp_path), {
+        "top/manifest.py": "include('../lib')\nmodule('solo.py')\n",
+        "top/solo.py": "",
+        "lib/manifest.py": "package('pkg')\npackage('other', files=('a.py', 'sub/b.py'), base_path='src')\n",
+        "lib/pkg/__init__.py": "", "lib/pkg/deep/x.py": "", "lib/pkg/notes.txt": "",
+        "lib/src/other/a.py": "", "lib/src/other/sub/b.py": "", "lib/src/other/c.py": "",
+    })
+    found = {entry.target: entry for entry in read_manifest(str(tmp_path / "top"))}
+    assert sorted(found) == ["other/a.py", "other/sub/b.py", "pkg/__init__.py", "pkg/deep/x.py", "solo.py"]
+    assert found["pkg/deep/x.py"].source == str(tmp_path / "lib" / "pkg" / "deep" / "x.py")
+    assert found["other/sub/b.py"].source == str(tmp_path / "lib" / "src" / "other" / "sub" / "b.py")
+    assert found["other/a.py"].manifest == str(tmp_path / "lib" / "manifest.py")
+
+
+def test_manifest_options_come_from_the_include_with_defaults_and_none(tmp_path):
+    write_manifests(str(tmp_path), {
+        "manifest.py": "include('part', flavour='b')\ninclude('part', flavour='c')\n",
+        "part/manifest.py": ("options.defaults(flavour='a', extra='e')\n"
+                             "assert options.missing is None\n"
+                             "module(options.flavour + options.extra + '.py')\n"),
+        "part/be.py": "", "part/ce.py": "",
+    })
+    # Each manifest runs once, as in MicroPython: the second include is skipped.
+    assert [entry.target for entry in read_manifest(str(tmp_path))] == ["be.py"]
+
+
+def test_manifest_variables_and_failures(tmp_path):
+    write_manifests(str(tmp_path), {
+        "manifest.py": "include('$(LIB)/x')\ninclude('$(UNKNOWN)/y')\n",
+        "lib/x/manifest.py": "module('m.py')\n", "lib/x/m.py": "",
+        "broken/manifest.py": "include('inner')\n", "broken/inner/manifest.py": "module('gone.py')\n",
+        "odd/manifest.py": "require('mip')\n",
+        "port/manifest.py": "module('m.py', base_path='$(PORT_DIR)')\n",
+    })
+    assert [entry.target for entry in read_manifest(str(tmp_path), {"LIB": str(tmp_path / "lib")})] == ["m.py"]
+    with pytest.raises(ManifestError) as caught:
+        read_manifest(str(tmp_path / "broken"))
+    # The chain of manifests, then what went wrong.
+    assert str(caught.value) == "%s: %s: %s is missing" % (tmp_path / "broken" / "manifest.py",
+                                                          tmp_path / "broken" / "inner" / "manifest.py",
+                                                          tmp_path / "broken" / "inner" / "gone.py")
+    with pytest.raises(ManifestError, match=r"require\(\) is not supported"):
+        read_manifest(str(tmp_path / "odd"))
+    with pytest.raises(ManifestError, match=r"only MicroPython's make knows \$\(PORT_DIR\)"):
+        read_manifest(str(tmp_path / "port"))
 
 
 # --- deploy --------------------------------------------------------------------------
@@ -472,9 +560,9 @@ def _split_plus(argv):
     return parts + [current]
 
 
-def test_a_first_deploy_copies_everything_then_resets(tmp_path, firmware_tree, fake_mpremote):
+def test_a_first_deploy_copies_everything_then_resets(tmp_path, source_tree, fake_mpremote):
     env, calls, script = fake_mpremote
-    out = build_for("esp32_generic", tmp_path, firmware_tree)["out"]
+    out = build_for("esp32_generic", tmp_path, source_tree)["out"]
     result = deploy_cli(env, "--board", "esp32_generic", "--port", "/dev/ttyUSB0", "--out", out)
     assert result.exit_code == 0, result.output
     assert "Deployed esp32_generic to /dev/ttyUSB0" in result.stdout
@@ -497,9 +585,9 @@ def test_a_first_deploy_copies_everything_then_resets(tmp_path, firmware_tree, f
     assert parts[-2] == ["fs", "cp", "-f", copies["/" + BOARD_RECORD], ":/" + BOARD_RECORD]
 
 
-def test_a_second_deploy_copies_only_what_changed(tmp_path, firmware_tree, fake_mpremote):
+def test_a_second_deploy_copies_only_what_changed(tmp_path, source_tree, fake_mpremote):
     env, calls, script = fake_mpremote
-    out = build_for("esp32s3", tmp_path, firmware_tree)["out"]
+    out = build_for("esp32s3", tmp_path, source_tree)["out"]
     with open(os.path.join(out, "BUILD.json")) as f:
         on_board = json.load(f)
     on_board["files"]["lib/pedal/main.mpy"]["sha256"] = "0" * 64  # the board has an older main
@@ -516,9 +604,9 @@ def test_a_second_deploy_copies_only_what_changed(tmp_path, firmware_tree, fake_
     assert "'/lib/pedal/gone.mpy'" in script_text and "'/lib/pedal'" in script_text
 
 
-def test_an_up_to_date_board_is_left_alone(tmp_path, firmware_tree, fake_mpremote):
+def test_an_up_to_date_board_is_left_alone(tmp_path, source_tree, fake_mpremote):
     env, calls, script = fake_mpremote
-    out = build_for("esp32c3", tmp_path, firmware_tree)["out"]
+    out = build_for("esp32c3", tmp_path, source_tree)["out"]
     shutil.copy(os.path.join(out, "BUILD.json"), env["FAKE_BOARD_RECORD"])
     result = deploy_cli(env, "--board", "esp32c3", "--port", "/dev/ttyACM0", "--out", out)
     assert result.exit_code == 0, result.output
@@ -537,9 +625,9 @@ def test_an_up_to_date_board_is_left_alone(tmp_path, firmware_tree, fake_mpremot
      "the board on /dev/ttyUSB9 does not answer: is MicroPython on it?"),
     ("mpremote: something odd\n", "mpremote failed on /dev/ttyUSB9: mpremote: something odd"),
 ])
-def test_deploy_failures_are_one_line(tmp_path, firmware_tree, fake_mpremote, failure, message):
+def test_deploy_failures_are_one_line(tmp_path, source_tree, fake_mpremote, failure, message):
     env, calls, script = fake_mpremote
-    out = build_for("esp32_generic", tmp_path, firmware_tree)["out"]
+    out = build_for("esp32_generic", tmp_path, source_tree)["out"]
     env["FAKE_MPREMOTE_FAIL"] = failure
     result = deploy_cli(env, "--board", "esp32_generic", "--port", "/dev/ttyUSB9", "--out", out)
     assert result.exit_code == 1
@@ -586,7 +674,7 @@ def test_the_code_sent_to_the_board_runs_under_micropython(tmp_path):
     assert os.listdir(flash / "lib" / "pedal") == ["x"]
 
     record_path = str(flash / BOARD_RECORD)
-    probe = firmware._probe_script(record_path)
+    probe = deploy_module._probe_script(record_path)
     assert parse_probe(run_micropython(probe, str(tmp_path))) is None
     with open(record_path, "w") as f:
         json.dump({"board": "b", "files": {"main.py": {"size": 1, "sha256": "ab"}}}, f)
@@ -596,9 +684,9 @@ def test_the_code_sent_to_the_board_runs_under_micropython(tmp_path):
 def test_mpremote_is_found_on_path_first(tmp_path, fake_mpremote, monkeypatch):
     env, calls, script = fake_mpremote
     monkeypatch.setenv("PATH", env["PATH"])
-    assert firmware.mpremote_command() == [script]
+    assert deploy_module.mpremote_command() == [script]
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    found = firmware.mpremote_command()  # the venv's, beside this Python, or `python -m mpremote`
+    found = deploy_module.mpremote_command()  # the venv's, beside this Python, or `python -m mpremote`
     assert found[0].startswith(VENV_BIN) or found[-2:] == ["-m", "mpremote"]
 
 
@@ -615,8 +703,8 @@ def test_the_readme_documents_the_commands():
 
 def test_real_boards_leave_out_the_simulator_modules(tmp_path):
     record = build("esp32_generic", str(tmp_path / "esp32"))
-    pedal = sorted(name for name in record["files"] if name.startswith("lib/pedal/"))
-    assert "lib/pedal/main.mpy" in pedal and "lib/pedal/net.mpy" in pedal
-    assert "lib/pedal/sim.mpy" not in pedal and "lib/pedal/flash.mpy" not in pedal
+    assert "lib/pedal/main.mpy" in record["files"] and "lib/pedal/net.mpy" in record["files"]
+    assert not [name for name in record["files"] if name.startswith("lib/simboard/")]
     record = build("unix_sim", str(tmp_path / "sim"))
-    assert "lib/pedal/sim.mpy" in record["files"] and "main.py" not in record["files"]
+    assert "lib/simboard/boot.mpy" in record["files"] and "lib/simboard/flash.mpy" in record["files"]
+    assert "main.py" not in record["files"]

@@ -322,7 +322,7 @@ def test_close_leaves_no_thread_and_no_descriptor_behind(pty_port, host_port):
 
 # -- with a simulated pedal ------------------------------------------------------------
 
-# A stand-in firmware: it boots like pedal.sim must (the portal line) and never reads its
+# A stand-in firmware: it boots like simboard.boot must (the portal line) and never reads its
 # console, so everything written to the pedal stays pending.
 DEAF_PEDAL = """import os, time
 print("portal: listening on http://" + os.getenv("TONEBRIDGE_PORTAL") + "/")
@@ -335,9 +335,9 @@ while True:
 def deaf_pedal(tmp_path):
     """A started SimulatedPedal whose firmware never reads its serial input."""
     lib = tmp_path / "lib"
-    (lib / "pedal").mkdir(parents=True)
-    (lib / "pedal" / "__init__.py").write_text("")
-    (lib / "pedal" / "sim.py").write_text(DEAF_PEDAL)
+    (lib / "simboard").mkdir(parents=True)
+    (lib / "simboard" / "__init__.py").write_text("")
+    (lib / "simboard" / "boot.py").write_text(DEAF_PEDAL)
     # no API is reachable at this URL: the stand-in (like the real portal) starts without one
     pedal = SimulatedPedal("http://127.0.0.1:9/api/v1", str(tmp_path / "flash.img"), lib=str(lib),
                            total_heap=256 * 1024)

@@ -137,7 +137,7 @@ def test_a_pulled_cable_then_the_same_push_again_resends_at_most_a_window(lib, t
             with pytest.raises(LinkBroken) as cut:
                 first.push(path, 801)
             assert "unplugged" in str(cut.value) or "stopped answering" in str(cut.value)
-            sent = first.sender.high
+            sent = first.transfer.high
             first.port.close()
             with open_link(emu.reconnect()) as again:
                 result = again.push(path, 801)

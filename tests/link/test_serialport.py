@@ -4,6 +4,8 @@ import errno
 import fcntl
 import os
 import struct
+import subprocess
+import sys
 import termios
 
 import pytest
@@ -11,6 +13,8 @@ import serial
 import serial.tools.list_ports
 from serial.tools.list_ports_common import ListPortInfo
 
+from tonebridge import paths
+from tonebridge.boards.facts import board_names, load_board
 from tonebridge.link import ports as serialport
 from tonecore.errors import UsageError
 
@@ -113,16 +117,36 @@ def test_a_bad_baud_rate_is_a_usage_error(pty_port):
 
 
 def test_usb_ids_have_the_usual_bridges_and_every_boards_own():
-    from tonebridge.boards import firmware
-
     for vid, pid in ((0x10C4, 0xEA60), (0x1A86, 0x7523), (0x1A86, 0x55D3), (0x1A86, 0x55D4), (0x303A, 0x1001),
                      (0x303A, 0x4001)):
         assert serialport.describe_usb(vid, pid), (hex(vid), hex(pid))
-    for name in firmware.board_names():
-        for vid, pid, _ in firmware.load_board(name).usb_ids:
+    for name in board_names():
+        for vid, pid, _ in load_board(name).usb_ids:
             assert serialport.describe_usb(vid, pid)
     assert serialport.describe_usb(0x0403, 0x6001) is None  # an FTDI cable: not one of ours
     assert serialport.describe_usb(None, None) is None  # a port that is not USB at all
+
+
+def test_the_board_files_are_read_on_first_use_not_at_import():
+    code = ("from tonebridge.link import ports\n"
+            "print(ports.usb_ids.cache_info().misses)\n"
+            "ports.describe_usb(0x303A, 0x1001)\n"
+            "print(ports.usb_ids.cache_info().misses)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "1"]
+
+
+def test_a_broken_board_file_leaves_the_known_bridges(monkeypatch, tmp_path):
+    (tmp_path / "boards" / "bad").mkdir(parents=True)
+    (tmp_path / "boards" / "bad" / "board.py").write_text("NAME = 'bad'\nUSB_IDS = ((0x0403, 0x6001, 'FTDI'),)\n")
+    monkeypatch.setattr(paths, "ROOT", str(tmp_path))
+    serialport.usb_ids.cache_clear()
+    try:
+        assert serialport.describe_usb(0x10C4, 0xEA60) == "Silicon Labs CP210x"
+        assert serialport.describe_usb(0x0403, 0x6001) is None  # the broken board's ids are not taken
+    finally:
+        serialport.usb_ids.cache_clear()
 
 
 def test_a_path_passes_through_untouched(attached):

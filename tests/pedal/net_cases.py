@@ -10,7 +10,7 @@ import json
 import sys
 import time
 
-from pedal.net import Http, Runner
+from pedal.net import AsyncioDriver, Http
 from tonecore.auth import OtpSignIn
 from tonecore.client import Client
 from tonecore.download import DownloadPlan
@@ -53,15 +53,15 @@ async def run(case):
             api = case["api"]
             session = Session(OtpSignIn(api, None), Tokens("ACCESS-SECRET", "REFRESH-SECRET", 3600, clock() + 3600000))
             client = Client(api, session, clock)
-            runner = Runner(http)
+            driver = AsyncioDriver(http)
             if kind == "api":
-                data = await runner.run(client.get_json(case["path"]))
+                data = await driver.run_async(client.get_json(case["path"]))
                 result["status"] = 200
                 result["json"] = data
             elif kind == "download":
                 plan = DownloadPlan(case["url"], case.get("filename", "model.nam"), max_failures=case.get("failures", 1))
                 sink = Sink()
-                result["sha256"] = await runner.run(client.download(plan, sink))
+                result["sha256"] = await driver.run_async(client.download(plan, sink))
                 result["bytes"] = sink.size
     except Exception as exc:  # the case reports what it got; the test judges it
         result["error"] = type(exc).__name__

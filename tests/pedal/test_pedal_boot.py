@@ -18,18 +18,25 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FAKES = os.path.join(ROOT, "tests", "pedal", "board_fakes")
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
+def staged(tmp_path_factory, **fields):
+    """The firmware staged for a unix_sim board with the stand-in `network` module and
+    these board.py fields replaced ({NAME: python literal text})."""
     overlay = tmp_path_factory.mktemp("overlay")
     for name in os.listdir(FAKES):
         if name.endswith(".py"):
             shutil.copy(os.path.join(FAKES, name), overlay / name)
     with open(os.path.join(ROOT, "boards", "unix_sim", "board.py")) as f:
         board = f.read()
-    board = re.sub(r"^CA_FILES = .*$", 'CA_FILES = ("test-root.der", "missing.der")', board, flags=re.M)
+    for field, value in fields.items():
+        board = re.sub(r"^%s = .*$" % field, "%s = %s" % (field, value), board, flags=re.M)
     (overlay / "boardinfo.py").write_text(board)
     folder = str(tmp_path_factory.mktemp("lib"))
     return stage_firmware("unix_sim", folder, overlay=str(overlay))
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    return staged(tmp_path_factory, CA_FILES='("test-root.der", "missing.der")')
 
 
 def flash_with(path, files):
@@ -73,3 +80,35 @@ def test_without_wifi_the_pedal_opens_its_own_access_point(lib, tmp_path):
         console = "\n".join(pedal.console_lines())
         assert "wifi: could not join HomeNet" in console
         assert "join 'tonebridge-unix_sim' and open http://192.168.4.1/" in console
+
+
+def boot_board(tmp_path_factory, tmp_path, serial):
+    """A started pedal (board entry) whose board.py says SERIAL = `serial`."""
+    lib = staged(tmp_path_factory, SERIAL=serial)
+    port = free_port()
+    flash = tmp_path / "flash.img"
+    flash_with(str(flash), {"config.json": b'{"port": %d}' % port})
+    return boot(lib, flash, port).start()
+
+
+@pytest.mark.parametrize("serial, link_line", [
+    ('"usb-cdc"', "usb: link ready (frames up to 4112 bytes, window 16384, receive buffer unlimited)"),
+    ('"uart"', "usb: link ready (frames up to 1040 bytes, window 4096, receive buffer 240)"),
+])
+def test_the_link_runs_with_the_profile_of_the_boards_console(tmp_path_factory, tmp_path, serial, link_line):
+    """The board's SERIAL, as boardinfo on the pedal, picks the link settings (a native
+    USB board once silently got the UART's)."""
+    with boot_board(tmp_path_factory, tmp_path, serial) as pedal:
+        pedal.wait_for_console(lambda line: "usb: link ready" in line, 10)
+        assert link_line in "\n".join(pedal.console_lines())
+
+
+def test_a_console_kind_with_no_link_profile_is_refused_and_the_pedal_still_serves(tmp_path_factory, tmp_path):
+    # "usb": the name the firmware once used for native USB
+    with boot_board(tmp_path_factory, tmp_path, '"usb"') as pedal:
+        pedal.wait_for_console(lambda line: "usb: no USB link" in line, 10)
+        console = "\n".join(pedal.console_lines())
+        assert "usb: no USB link on this console: unknown serial console kind 'usb'" in console
+        assert "usb: link ready" not in console
+        status = httpx.get(pedal.portal_url + "status.json", timeout=10).json()
+        assert status["board"] == "unix_sim" and pedal.returncode is None  # no reboot loop: it runs on

@@ -17,7 +17,7 @@ import trustme
 from signin_helpers import RawServer
 from signin_helpers import raw_response as _raw
 
-from tonebridge.boards import firmware
+from tonebridge.boards.build import build as build_firmware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "pedal", "net_cases.py")
@@ -28,7 +28,7 @@ HEAP = "256k"  # the client, the core and the case runner, loaded as bytecode
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("unix_sim"))
-    firmware.build("unix_sim", out)
+    build_firmware("unix_sim", out)
     return out
 
 

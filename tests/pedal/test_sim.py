@@ -1,8 +1,8 @@
 """The simulated pedal: real MicroPython processes, a real pty, real littlefs images.
 
-The firmware's own `pedal.main` is swapped for tests/host/sim_fake/pedal/main.py
-(compiled over the real firmware, so the real `pedal.sim` boot and `pedal.flash` block
-device run); $FAKE_PEDAL picks what the fake does after its portal line.
+The firmware's own `pedal.main` is swapped for tests/pedal/sim_fake/pedal/main.py
+(compiled over the real firmware, so the real `simboard.boot` and the `simboard.flash`
+block device run); $FAKE_PEDAL picks what the fake does after its portal line.
 """
 
 import hashlib
@@ -20,8 +20,10 @@ import serial
 
 from tonebridge.boards import flashimage
 
+from tonebridge.dev import simsetup
 from tonebridge.dev import simulator as sim
 from tonebridge.cli.common import EXIT_USAGE
+from tonecore.errors import UsageError
 from tonebridge.dev.simulator import SimError, SimulatedPedal
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,7 +36,7 @@ FS_BYTES = 16 * 1024 * 1024
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     """The firmware compiled once for the module, with the fake main."""
-    return sim.stage_firmware("unix_sim", str(tmp_path_factory.mktemp("lib")), overlay=FAKE)
+    return simsetup.stage_firmware("unix_sim", str(tmp_path_factory.mktemp("lib")), overlay=FAKE)
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ def start_pedal(lib, tmp_path):
 
 
 def mount_image(path):
-    """The image at `path` mounted with littlefs-python (the geometry of pedal.flash)."""
+    """The image at `path` mounted with littlefs-python (the geometry of simboard.flash)."""
     return flashimage.mount(path)
 
 
@@ -94,7 +96,7 @@ def test_the_ca_file_reaches_the_firmware_as_bytes(start_pedal, tmp_path):
 def run_micropython(lib, script, flash):
     """Run `script` under MicroPython with the firmware library and TONEBRIDGE_FLASH."""
     env = dict(os.environ, MICROPYPATH=".frozen:" + lib, TONEBRIDGE_FLASH=flash)
-    done = subprocess.run([sim.micropython_command(), "-X", "heapsize=128k", "-c", script], env=env,
+    done = subprocess.run([simsetup.micropython_command(), "-X", "heapsize=128k", "-c", script], env=env,
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -106,10 +108,10 @@ def pattern(size):
 
 def test_files_cross_between_micropython_and_the_host_byte_for_byte(lib, tmp_path):
     flash = str(tmp_path / "flash.img")
-    sim.ensure_flash(flash, 4 * 1024 * 1024)
+    simsetup.ensure_flash(flash, 4 * 1024 * 1024)
     run_micropython(lib, """
 import os
-from pedal import flash
+from simboard import flash
 flash.mount(flash.FileBlockDev(os.getenv("TONEBRIDGE_FLASH")), "/flash")
 with open("/flash/pattern.bin", "wb") as f:
     for i in range(100000):
@@ -126,7 +128,7 @@ with open("/flash/pattern.bin", "wb") as f:
         image.write(fs.context.buffer)
     out = run_micropython(lib, """
 import os, hashlib, binascii
-from pedal import flash
+from simboard import flash
 flash.mount(flash.FileBlockDev(os.getenv("TONEBRIDGE_FLASH")), "/flash")
 with open("/flash/from_host.bin", "rb") as f:
     print(binascii.hexlify(hashlib.sha256(f.read()).digest()).decode())
@@ -190,7 +192,7 @@ def test_a_firmware_that_stops_by_itself_is_reported_with_its_last_words(start_p
 
 def test_the_flash_image_cannot_be_shared_by_two_pedals(start_pedal, tmp_path):
     start_pedal(flash=str(tmp_path / "flash.img"))
-    with pytest.raises(sim.UsageError, match="in use"):
+    with pytest.raises(UsageError, match="in use"):
         start_pedal(flash=str(tmp_path / "flash.img"))
 
 
@@ -273,7 +275,7 @@ def test_bad_input_is_one_error_line_and_exit_2(tmp_path, args, fragment):
 
 @pytest.mark.parametrize("text, size", [("131072", 131072), ("128k", 131072), ("2M", 2097152), ("64KiB", 65536)])
 def test_sizes(text, size):
-    assert sim.parse_size(text) == size
+    assert simsetup.parse_size(text) == size
 
 
 def test_waiting_for_a_line_that_never_comes_times_out_with_the_last_line(start_pedal):
@@ -283,10 +285,10 @@ def test_waiting_for_a_line_that_never_comes_times_out_with_the_last_line(start_
 
 
 def test_the_pypi_micropython_has_no_frozen_firmware_and_a_bad_override_is_one_error(tmp_path, monkeypatch):
-    assert sim.firmware_frozen(sim.micropython_command()) is False  # so the bytecode is added to the heap
+    assert simsetup.firmware_frozen(simsetup.micropython_command()) is False  # so the bytecode is added to the heap
     monkeypatch.setenv("TONEBRIDGE_MICROPYTHON", str(tmp_path / "nope"))
     with pytest.raises(SimError, match="TONEBRIDGE_MICROPYTHON=.*nope is not an executable"):
-        sim.micropython_command()
+        simsetup.micropython_command()
 
 
 def test_a_killed_host_leaves_no_pedal_behind(tmp_path):

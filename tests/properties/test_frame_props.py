@@ -1,4 +1,4 @@
-"""Property tests and fuzzing of tonecore.frame, and of tonecore.link.Pedal behind it
+"""Property tests and fuzzing of tonecore.frame, and of tonecore.link.PedalEnd behind it
 (CPython only).
 
 - Round trips: generated frames, encoded and concatenated with garbage before and
@@ -13,7 +13,7 @@
 - The pedal survives anything on its console: the same inputs, and streams of frames
   with a good CRC but garbage payloads of every kind (random bytes almost never pass the
   CRC, so those are where the protocol code gets exercised), go through
-  `tonecore.link.Pedal.receive`, which must raise nothing and answer with whole frames.
+  `tonecore.link.PedalEnd.receive`, which must raise nothing and answer with whole frames.
 
 How much fuzzing: TONEBRIDGE_FUZZ_EXAMPLES inputs per fuzz test (default 100000, as
 `make test` runs it; `make fuzz` asks for 1000000).  The inputs are derandomized (the
@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "core"))
 
-from linksim import Full, MemoryStore  # noqa: E402
+from memorypedal import Full, MemoryStore  # noqa: E402
 from tonecore import cbor, link  # noqa: E402
 from tonecore.errors import PedalRefused  # noqa: E402
 from tonecore.frame import OVERHEAD, Decoder, encode  # noqa: E402
@@ -167,10 +167,10 @@ def inflate(body):
 
 
 def pedal_survives(stream, sizes, max_frame=1040, rx_buffer=0, deflate=False, rotate=0, store=None, pause=None):
-    """Feed `stream` to a fresh Pedal in chunks: it must raise nothing and answer with
+    """Feed `stream` to a fresh PedalEnd in chunks: it must raise nothing and answer with
     whole, good frames; its decoder keeps its buffer.  Before chunk number `pause` the
     line is quiet long enough to end the session."""
-    pedal = link.Pedal(store or MemoryStore(), max_frame=max_frame, window=2048, rx_buffer=rx_buffer,
+    pedal = link.PedalEnd(store or MemoryStore(), max_frame=max_frame, window=2048, rx_buffer=rx_buffer,
                        inflate=inflate if deflate else None)
     buf = pedal.decoder.buf
     host = Decoder(1 << 16)
@@ -539,7 +539,7 @@ def test_good_frames_of_garbage_reach_the_protocol_paths():
     ]
     stream = wire_of(frames)
     store = MemoryStore()
-    pedal = link.Pedal(store, rx_buffer=240)  # a UART: an ACK after every DATA frame
+    pedal = link.PedalEnd(store, rx_buffer=240)  # a UART: an ACK after every DATA frame
     replies = []
     nexts = []
     for kind, seq, payload in Decoder(4096).feed(bytes(pedal.receive(stream, 0))):
@@ -555,13 +555,13 @@ def test_good_frames_of_garbage_reach_the_protocol_paths():
     ]
     assert max(nexts) == 4
     assert pedal.stats["gaps"] == 1 and pedal.stats["data"] == 4
-    assert bytes(store.current[0]) == b"0123"
+    assert store.current.received() == b"0123"
     pedal_survives(stream, [1], pause=40)  # byte by byte; the session times out mid-frame
 
 
 def test_the_session_prefixes_do_what_they_say():
     store = MemoryStore()
-    pedal = link.Pedal(store)
+    pedal = link.PedalEnd(store)
     pedal.receive(wire_of(PREFIXES[3]), 0)
     assert sorted(store.installed) == [1, 2]
     assert pedal.active and pedal.transfer == [3, len(BODY), 0, 0]
@@ -573,7 +573,7 @@ def test_a_flash_error_at_a_periodic_flush_does_not_escape_receive():
             raise OSError(28, "ENOSPC")
 
     body = bytes(link.FLUSH_EVERY + 4000)
-    pedal = link.Pedal(FlushFails())
+    pedal = link.PedalEnd(FlushFails())
     put = {link.K_ID: 1, link.K_SIZE: len(body), link.K_SHA: hashlib.sha256(body).digest()}
     pedal.receive(wire_of(session(transfer=False) + [(link.CONTROL, 2, message(link.PUT, put))]), 0)
     for seq, offset in enumerate(range(0, len(body), 4000)):

@@ -12,22 +12,23 @@ While a large download runs, a helper thread fdatasyncs the .part every few MiB
 (`BackgroundSync`), so the final fsync only has the last bytes left to write instead
 of the whole file: on a fast link that fsync used to take as long as the transfer.
 
-A later run of the same download finds the .part, feeds its bytes to the plan
-(`absorb_prefix`, so the SHA-256 covers the whole file) and asks only for the rest.
+A later run of the same download finds the .part; the plan decides whether it is this
+download (`DownloadPlan.resume`: same model id and URL in the sidecar), reads its bytes
+back through this module's file (so the SHA-256 covers the whole file) and asks only
+for the rest.
 
 The v1 API has no "model by id" endpoint, so `find_model` walks the models of the
 user's favorited and created tones and remembers every model it saw in
 `model-index.json` in the config home.
 """
 
-import hashlib
 import os
 import threading
 
 from tonecore.download import DownloadPlan
-from tonecore.errors import DownloadError, Forbidden, IntegrityError, NotFound, ToneError
+from tonecore.errors import Forbidden, IntegrityError, NotFound, ToneError
 
-from tonebridge.fileio import ensure_private_dir, fsync_dir, read_json, write_json
+from tonebridge.fileio import ensure_private_dir, file_sha256, fsync_dir, read_json, write_json
 
 INDEX_FILE = "model-index.json"
 READ_CHUNK = 64 * 1024
@@ -314,14 +315,6 @@ class Result:
                 "retries": self.retries, "unchanged": self.unchanged}
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(READ_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _remove(path):
     try:
         os.unlink(path)
@@ -350,16 +343,15 @@ def download(conn, ref, target, force=False, on_progress=None):
     os.makedirs(directory, exist_ok=True)
     part = target + ".part"
     sidecar = part + ".json"
-    meta = _read_sidecar(sidecar)
-    resume = os.path.exists(part) and meta is not None and meta.get("url") == ref.url and meta.get("model_id") == ref.id
-    resumed_from = _size(part) if resume else 0
-    plan = DownloadPlan(ref.url, ref.filename, resumed_from, meta.get("etag") if resume else None)
+    identity = {"model_id": ref.id, "url": ref.url}  # what the sidecar must say to resume
+    plan = DownloadPlan(ref.url, ref.filename)
 
     def save_sidecar(etag):
-        write_json(sidecar, {"model_id": ref.id, "url": ref.url, "etag": etag})
+        record = dict(identity)
+        record["etag"] = etag
+        write_json(sidecar, record)
 
-    save_sidecar(plan.etag)  # before the first byte: a .part always says what it belongs to
-    sha = _fetch(conn, ref, plan, part, resume, save_sidecar, on_progress)
+    sha, resumed_from = _fetch(conn, ref, plan, part, identity, save_sidecar, on_progress)
     if os.path.exists(target) and not force:
         if file_sha256(target) == sha:
             _remove(part)
@@ -375,18 +367,31 @@ def download(conn, ref, target, force=False, on_progress=None):
     return Result(target, plan.offset, sha, resumed_from, plan.retries)
 
 
-def _fetch(conn, ref, plan, part, resume, save_sidecar, on_progress):
-    """Run the core's download into `part` (appending when `resume`); fsync it.
+def _open_part(path):
+    """The .part at `path` for reading and writing, created empty when missing."""
+    try:
+        return open(path, "r+b")
+    except FileNotFoundError:
+        return open(path, "w+b")
+
+
+def _fetch(conn, ref, plan, part, identity, save_sidecar, on_progress):
+    """Resume `part` if the plan says it is this download (else empty it), run the
+    core's download into it, fsync it.
 
     Returns:
-        the verified SHA-256.  On failure the .part is kept when it holds bytes (and
-        the error says so), removed when it is empty or its bytes are wrong.
+        (the verified SHA-256, the bytes taken over from an earlier run).  On failure
+        the .part is kept when it holds bytes (and the error says so), removed when it
+        is empty or its bytes are wrong.
     """
-    f = open(part, "r+b" if resume else "wb")
+    f = _open_part(part)
     try:
+        resumed_from = plan.resume(_read_sidecar(part + ".json"), identity, os.fstat(f.fileno()).st_size,
+                                   f.readinto, bytearray(READ_CHUNK))
+        f.seek(resumed_from)
+        f.truncate(resumed_from)  # not this download: empty; bytes past what was read: not accounted for
+        save_sidecar(plan.etag)  # before the first byte: a .part always says what it belongs to
         with BackgroundSync(f) as sync:  # its thread is gone after the block, whatever happened
-            if resume:
-                _absorb(f, plan)
             sink = PartSink(f, plan, plan.offset, save_sidecar, on_progress, sync)
             if on_progress:
                 on_progress(plan.offset, None)
@@ -395,7 +400,7 @@ def _fetch(conn, ref, plan, part, resume, save_sidecar, on_progress):
         sync.check()
         os.fsync(f.fileno())
         f.close()
-        return sha
+        return sha, resumed_from
     except KeyboardInterrupt:
         _close_quietly(f)
         save_sidecar(plan.etag)
@@ -421,18 +426,6 @@ def _fetch(conn, ref, plan, part, resume, save_sidecar, on_progress):
     except BaseException:
         _close_quietly(f)
         raise
-
-
-def _absorb(f, plan):
-    """Feed the first `plan.offset` bytes of the .part to the plan; append after them."""
-    remaining = plan.offset
-    while remaining:
-        chunk = f.read(min(READ_CHUNK, remaining))
-        if not chunk:
-            raise DownloadError("%s shrank while it was being read; run the command again" % f.name)
-        plan.absorb_prefix(chunk)
-        remaining -= len(chunk)
-    f.truncate(plan.offset)  # if it grew meanwhile, those bytes were not accounted for
 
 
 def _read_sidecar(path):

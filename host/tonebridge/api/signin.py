@@ -1,19 +1,26 @@
-"""`tonebridge login`: sign in with an emailed 6-digit code and keep the session.
+"""`tonebridge login`: sign in to TONE3000 and keep the session.
 
-Two ways to get the `api_key` TONE3000 hands back after the code is entered:
+Today's service signs in with OAuth 2.0 (tonecore.oauth); the seed's v1 service with an
+emailed 6-digit code and an `api_key` (tonecore.auth.OtpSignIn).  Three ways to finish:
 
 * a loopback listener (default): a tiny HTTP server on 127.0.0.1:<free port> is the
-  redirect_url; the browser lands on /callback?api_key=…, the CLI exchanges the key
-  (POST /auth/session), stores the tokens and only then answers the browser with
-  "You're signed in" (or what went wrong);
-* `--paste` (the browser runs on another device, e.g. a phone): the user pastes the
-  address the browser ended on, or the bare api_key.
+  redirect address, at a path with a random nonce; the browser lands on it with `code`
+  and `state` (or the seed's `api_key`); the listener accepts only the callback of the
+  sign-in it started (its nonce, and for OAuth its `state`: another local program
+  cannot sign the CLI in to an account of its choosing); the CLI redeems the code,
+  stores the tokens and only then answers the browser with "You're signed in";
+* `--paste` (the browser runs elsewhere): the user pastes the address the browser
+  ended on (or the seed's bare api_key);
+* `--device` (no browser here, e.g. over SSH): the device grant (RFC 8628); the CLI
+  prints a short code, the verification address and a QR code of it for a phone,
+  and polls quietly until the user approved.
 
-The server never logs requests: the callback's query string holds the api_key.
+The listener never logs requests: the callback's query string holds the secret.
 """
 
 import html
 import http.server
+import secrets
 import sys
 import threading
 import webbrowser
@@ -21,14 +28,18 @@ import webbrowser
 import click
 import segno
 
-from tonecore.auth import OtpSignIn, callback_params
+from tonecore.auth import callback_params
 from tonecore.errors import SignInError, ToneError
+from tonecore.oauth import device_authorize, device_sign_in
 
 LOOPBACK = "127.0.0.1"
 CALLBACK_PATH = "/callback"
-# With --paste nothing listens: the browser fails to load this, and its address bar
-# shows the URL (with api_key) to copy.
-PASTE_REDIRECT_URL = "http://127.0.0.1/tonebridge-callback"
+# With --paste nothing listens: the browser fails to load the address, and its address
+# bar shows the URL to copy.  OAuth accepts a loopback address without registration
+# (port 1: nothing listens there); a code is worthless without the CLI's PKCE verifier.
+# The seed's api_key is a bearer secret, so its address cannot resolve at all (.invalid).
+PASTE_REDIRECT_OAUTH = "http://127.0.0.1:1/tonebridge-callback"
+PASTE_REDIRECT_OTP = "http://tonebridge-callback.invalid/"
 OUTCOME_WAIT_S = 60.0
 
 PAGE = """<!doctype html>
@@ -43,15 +54,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        listener = self.server.listener
         path, _, query = self.path.partition("?")
-        if path != CALLBACK_PATH:
+        if not secrets.compare_digest(path, listener.path):
             self._page(404, "Not found", "This is tonebridge's sign-in listener.")
             return
         params = callback_params(query)
-        if not params.get("api_key") and not params.get("error"):
+        if not (params.get("api_key") or params.get("code") or params.get("error") or params.get("canceled")):
             self._page(400, "Nothing to do", "This address expects the TONE3000 sign-in callback.")
             return
-        outcome = self.server.listener.deliver(params)
+        if listener.state is not None and params.get("state") != listener.state:
+            self._page(400, "Not this sign-in", "This answer is not for the sign-in tonebridge started.")
+            return
+        outcome = listener.deliver(params)
         if outcome is None:
             self._page(504, "Still working", "Check the terminal where you ran tonebridge login.")
         elif outcome[0]:
@@ -80,7 +95,9 @@ class CallbackListener:
     returns the callback's parameters, and `finish(ok, text)` answers the browser.
     """
 
-    def __init__(self, host=LOOPBACK, port=0):
+    def __init__(self, host=LOOPBACK, port=0, state=None):
+        self.path = "%s/%s" % (CALLBACK_PATH, secrets.token_urlsafe(12))
+        self.state = state  # OAuth: only the callback carrying this state is taken
         self.server = http.server.ThreadingHTTPServer((host, port), _Handler)
         self.server.daemon_threads = True
         self.server.listener = self
@@ -94,7 +111,7 @@ class CallbackListener:
     @property
     def redirect_url(self):
         host, port = self.server.server_address[:2]
-        return "http://%s:%d%s" % (host, port, CALLBACK_PATH)
+        return "http://%s:%d%s" % (host, port, self.path)
 
     def __enter__(self):
         self._thread.start()
@@ -134,40 +151,56 @@ class CallbackListener:
         self.server.server_close()
 
 
-def print_start(url, qr):
+def print_start(url, qr, otp):
     """Show the sign-in URL (one line, for copying) and, if asked, a QR code of it."""
-    click.echo("To sign in to TONE3000 with an emailed 6-digit code, open:")
+    if otp:
+        click.echo("To sign in to TONE3000 with an emailed 6-digit code, open:")
+    else:
+        click.echo("To sign in to TONE3000, open:")
     click.echo("  " + url)
     if qr:
-        try:
-            segno.make(url, error="l").terminal(out=sys.stdout, compact=True)
-            sys.stdout.flush()
-        except (UnicodeError, OSError):
-            pass  # a terminal that cannot draw blocks: the URL is above
+        draw_qr(url)
+
+
+def draw_qr(url):
+    """A QR code of `url` on the terminal (for a phone's camera)."""
+    try:
+        segno.make(url, error="l").terminal(out=sys.stdout, compact=True)
+        sys.stdout.flush()
+    except (UnicodeError, OSError):
+        pass  # a terminal that cannot draw blocks: the URL is printed too
 
 
 def exchange(conn, callback):
-    """Trade the callback (URL, query, dict or bare api_key) for tokens; return the User.
+    """Trade the callback (URL, query or dict; the seed's bare api_key) for tokens;
+    return the User.
 
     Raises:
-        SignInError: the callback holds an error or no key, or the key was refused.
+        SignInError: the callback holds an error, no credentials, or another
+            sign-in's state, or the service refused them.
     """
     conn.run(conn.client.sign_in(callback))
     return conn.run(conn.client.user())
 
 
-def login_with_listener(api_base, connect, open_browser, qr, timeout_s):
+def _is_otp(flow):
+    return flow.name == "otp"
+
+
+def login_with_listener(make_flow, connect, open_browser, timeout_s):
     """Sign in through a loopback listener.
 
     Args:
-        api_base: the API to sign in to.
-        connect: function(redirect_url) -> transport.Connection (not loading tokens).
+        make_flow: function(redirect_url) -> the SignInFlow (PKCE, or the seed's OTP).
+        connect: function(flow) -> transport.Connection (not loading tokens).
     Returns:
         the signed-in User.
     """
     with CallbackListener() as listener:
-        url = OtpSignIn(api_base, listener.redirect_url, otp_only=True).start_url()
-        print_start(url, qr)
+        flow = make_flow(listener.redirect_url)
+        listener.state = getattr(flow, "state", None)
+        url = flow.start_url()
+        print_start(url, False, _is_otp(flow))  # no QR: a phone cannot reach this computer's loopback
         if open_browser:
             try:
                 opened = webbrowser.open(url)
@@ -179,7 +212,7 @@ def login_with_listener(api_base, connect, open_browser, qr, timeout_s):
         if params is None:
             raise SignInError("no sign-in arrived within %d s; run `tonebridge login` again" % timeout_s)
         try:
-            with connect(listener.redirect_url) as conn:
+            with connect(flow) as conn:
                 user = exchange(conn, params)
         except ToneError as error:
             listener.finish(False, str(error))
@@ -188,20 +221,22 @@ def login_with_listener(api_base, connect, open_browser, qr, timeout_s):
         return user
 
 
-def login_with_paste(api_base, connect, qr, read_line=None):
-    """Sign in by pasting the redirected address (or the bare api_key).
+def login_with_paste(make_flow, connect, qr, read_line=None):
+    """Sign in by pasting the address the browser ended on (or the seed's bare api_key).
 
     Args:
         read_line: function() -> a line, "" at end of input (default: stdin).
-
     Returns:
         the signed-in User.
     """
-    url = OtpSignIn(api_base, PASTE_REDIRECT_URL, otp_only=True).start_url()
-    print_start(url, qr)
-    click.echo("After entering the code, the browser goes to an address starting with")
-    click.echo("  %s?api_key=...  (it will not load; that is expected)." % PASTE_REDIRECT_URL)
-    click.echo("Paste that whole address (or just the api_key) here: ", nl=False)
+    probe = make_flow(PASTE_REDIRECT_OTP)
+    otp = _is_otp(probe)
+    flow = probe if otp else make_flow(PASTE_REDIRECT_OAUTH)
+    redirect = PASTE_REDIRECT_OTP if otp else PASTE_REDIRECT_OAUTH
+    print_start(flow.start_url(), qr, otp)
+    click.echo("When you are done, the browser goes to an address starting with")
+    click.echo("  %s?%s  (it will not load; that is expected)." % (redirect, "api_key=..." if otp else "code=..."))
+    click.echo("Paste that whole address%s here: " % (" (or just the api_key)" if otp else ""), nl=False)
     line = (read_line or sys.stdin.readline)()
     if not line:
         click.echo("")
@@ -209,5 +244,25 @@ def login_with_paste(api_base, connect, qr, read_line=None):
     line = line.strip()
     if not line:
         raise SignInError("nothing was pasted; sign-in cancelled")
-    with connect(PASTE_REDIRECT_URL) as conn:
+    with connect(flow) as conn:
         return exchange(conn, line)
+
+
+def login_with_device(flow, connect, qr):
+    """Sign in with the device grant: show the code and where to enter it, then poll.
+
+    Returns:
+        the signed-in User.
+    """
+    with connect(flow) as conn:
+        grant = conn.run(device_authorize(conn.client, flow))
+        target = grant.verification_uri_complete or grant.verification_uri
+        click.echo("To sign in, open %s on a phone or computer" % grant.verification_uri)
+        click.echo("and enter the code:  %s" % grant.user_code)
+        if qr:
+            click.echo("Or scan this QR code (it carries the code):")
+            draw_qr(target)
+        minutes = max(1, (grant.expires_ms - conn.client.clock_ms()) // 60000)
+        click.echo("Waiting for you to approve (the code is valid for %d min; Ctrl-C to cancel)..." % minutes)
+        conn.run(device_sign_in(conn.client, flow, grant))
+        return conn.run(conn.client.user())

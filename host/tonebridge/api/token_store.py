@@ -5,8 +5,14 @@ The config home is `$TONEBRIDGE_HOME`, else the platform's user config directory
 
 `session.json` holds one session:
 
-    {"api": "https://www.tone3000.com/api/v1", "flow": "otp",
+    {"api": "https://www.tone3000.com/api/v1", "flow": "pkce", "client_id": "t3k_pub_…",
+     "dialect": "current",
      "tokens": {"access_token": …, "refresh_token": …, "expires_in": 3600, "expires_at": 1700000000}}
+
+`flow` is how the session was signed in ("pkce", "device", or the seed's "otp"),
+`client_id` the publishable key an OAuth session is refreshed with, `dialect` how the
+service spells its API (tonecore.dialect).  A session saved before these fields existed
+reads as the seed's OTP flow and dialect.
 
 Every file is written atomically with mode 0600 (tonebridge.fileio).
 """
@@ -22,7 +28,29 @@ from tonecore.session import Tokens
 
 HOME_ENV = "TONEBRIDGE_HOME"
 SESSION_FILE = "session.json"
-FLOW = "otp"
+FLOWS = ("pkce", "device", "otp")
+
+
+class Profile:
+    """How a session was made: its sign-in flow, client id and the service's dialect."""
+
+    def __init__(self, flow="otp", client_id=None, dialect="v1"):
+        self.flow = flow
+        self.client_id = client_id
+        self.dialect = dialect
+
+    def to_record(self):
+        record = {"flow": self.flow, "dialect": self.dialect}
+        if self.client_id:
+            record["client_id"] = self.client_id
+        return record
+
+    @classmethod
+    def from_record(cls, record):
+        flow = record.get("flow") if record.get("flow") in FLOWS else "otp"
+        client_id = record.get("client_id") if isinstance(record.get("client_id"), str) else None
+        dialect = record.get("dialect") if record.get("dialect") in ("current", "v1") else "v1"
+        return cls(flow, client_id, dialect)
 
 
 def config_home():
@@ -41,6 +69,7 @@ class TokenStore:
         self.home = home or config_home()
         self.path = os.path.join(self.home, SESSION_FILE)
         self._known_refresh = None  # the refresh token this process last loaded or saved
+        self.profile = Profile()  # of the session loaded, or the one being signed in
 
     def _read(self):
         """The stored record, or None.
@@ -86,12 +115,14 @@ class TokenStore:
         except ProtocolError:
             raise SignInRequired("the saved session in %s is damaged; run `tonebridge login`" % self.path)
         self._known_refresh = tokens.refresh_token
+        self.profile = Profile.from_record(record)
         return tokens
 
     def save(self, api_base, tokens, now_ms, wall_s):
         """Store `tokens` for `api_base` atomically (mode 0600), replacing any session."""
         ensure_private_dir(self.home)
-        record = {"api": api_base.rstrip("/"), "flow": FLOW, "tokens": tokens.to_record(now_ms, wall_s)}
+        record = {"api": api_base.rstrip("/"), "tokens": tokens.to_record(now_ms, wall_s)}
+        record.update(self.profile.to_record())
         write_json(self.path, record)
         self._known_refresh = tokens.refresh_token
 

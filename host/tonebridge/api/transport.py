@@ -35,8 +35,9 @@ import httpx
 from tonebridge import __version__
 from tonecore.auth import OtpSignIn
 from tonecore.client import Client, Driver
-from tonecore.errors import TransportError, TrustError, UsageError
+from tonecore.errors import SignInRequired, TransportError, TrustError, UsageError
 from tonecore.http import Response
+from tonecore.oauth import DeviceSignIn, PkceSignIn
 from tonecore.ratelimit import RateLimiter
 from tonecore.session import Session
 from tonecore.urls import split_url
@@ -221,6 +222,23 @@ class DirectResponse(Response):
         self.conn.close()
 
 
+def stored_flow(api_base, profile):
+    """The SignInFlow that refreshes a session signed in as `profile` says (the seed's
+    OTP flow for an old session file or none).
+
+    Raises:
+        SignInRequired: an OAuth session saved without its client id.
+    """
+    if profile is None or profile.flow == "otp":
+        return OtpSignIn(api_base, None)
+    if not profile.client_id:
+        raise SignInRequired("the saved session does not say which app (client id) it belongs to; "
+                             "run `tonebridge login`")
+    if profile.flow == "device":
+        return DeviceSignIn(api_base, profile.client_id)
+    return PkceSignIn(api_base, profile.client_id, None)
+
+
 def _no_proxy_for(url):
     """True when no proxy setting applies to `url` (then http.client may go direct)."""
     proxies = urllib.request.getproxies()
@@ -367,7 +385,8 @@ class Connection:
     Args:
         api_base: e.g. "https://www.tone3000.com/api/v1".
         store: a TokenStore (None: nothing is loaded or saved).
-        redirect_url: the sign-in callback (only needed to sign in).
+        flow: the SignInFlow to sign in with (login); None: the flow the stored
+            session was made with (it builds the refresh requests).
         limiter: a RateLimiter; default one of 100 requests/minute; False for none.
         http: an httpx.Client to use instead of the default one.
         load_tokens: False to start signed out (to sign in) whatever the store holds.
@@ -375,13 +394,14 @@ class Connection:
         SignInRequired: the store holds a damaged session or one for another API.
     """
 
-    def __init__(self, api_base, store=None, redirect_url=None, limiter=None, http=None, load_tokens=True):
+    def __init__(self, api_base, store=None, flow=None, limiter=None, http=None, load_tokens=True):
         self.api_base = api_base
         self.store = store
-        flow = OtpSignIn(api_base, redirect_url, otp_only=True)
         tokens = None
         if store is not None and load_tokens:
             tokens = store.load(api_base, monotonic_ms(), time.time())
+        if flow is None:
+            flow = stored_flow(api_base, store.profile if store is not None else None)
         if limiter is None:
             limiter = RateLimiter()
         self.client = Client(api_base, Session(flow, tokens), monotonic_ms, limiter or None)

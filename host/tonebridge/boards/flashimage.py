@@ -1,25 +1,43 @@
 """A pedal's flash image on the host: mount it with littlefs-python, read the library.
 
-The geometry is the pedal's (firmware/pedal/flash.py): 4096-byte blocks, read and prog
-size 32, lookahead 32; only the block size and count are stored on flash and must match.
-`library`, `problems` and `check_library` read an image into memory and never write it;
-`make_image` writes a new one (e.g. with a config.json for the simulated pedal's first boot).
+The geometry is the pedal's (firmware/simboard/flash.py): 4096-byte blocks, read and
+prog size 32, lookahead 32; only the block size and count are stored on flash and must
+match.  `library`, `problems` and `check_library` read an image into memory and never
+write it; `make_image` writes a new one (e.g. with a config.json for the simulated
+pedal's first boot).
+
+littlefs-python is a development dependency (the tests and `make demo` read images),
+so it is imported on first use: without it, a FirmwareError says how to get it.
 """
 
 import hashlib
 import json
 
-import littlefs
+from tonebridge.boards import FirmwareError
 
 BLOCK = 4096
+
+
+def _littlefs():
+    """The littlefs-python module.
+
+    Raises:
+        FirmwareError: it is not installed.
+    """
+    try:
+        import littlefs
+    except ImportError:
+        raise FirmwareError("reading a flash image needs littlefs-python: pip install littlefs-python "
+                            "(`make install` installs it)") from None
+    return littlefs
 
 
 def mount(path):
     """The littlefs image at `path`, mounted (a copy in memory)."""
     with open(path, "rb") as f:
         data = bytearray(f.read())
-    fs = littlefs.LittleFS(block_size=BLOCK, block_count=len(data) // BLOCK, read_size=32, prog_size=32,
-                           lookahead_size=32, mount=False)
+    fs = _littlefs().LittleFS(block_size=BLOCK, block_count=len(data) // BLOCK, read_size=32, prog_size=32,
+                              lookahead_size=32, mount=False)
     fs.context.buffer = data
     fs.mount()
     return fs
@@ -86,8 +104,8 @@ def check_library(path):
 
 def make_image(path, files, block_count=4096):
     """Write a new, formatted image to `path` holding `files` ({path on flash: bytes})."""
-    fs = littlefs.LittleFS(block_size=BLOCK, block_count=block_count, read_size=32, prog_size=32,
-                           lookahead_size=32)
+    fs = _littlefs().LittleFS(block_size=BLOCK, block_count=block_count, read_size=32, prog_size=32,
+                              lookahead_size=32)
     for name, data in files.items():
         folder = name.rsplit("/", 1)[0] if "/" in name else ""
         if folder:

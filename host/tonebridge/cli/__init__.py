@@ -8,7 +8,7 @@
       models TONE_ID [--json]
       download MODEL_ID [--tone TONE_ID] [-o PATH] [--force] [--json]
       emulator …            (the local TONE3000 stand-in, see tonebridge.dev.emulator)
-      firmware boards|build|deploy|refresh-cas …   (the pedal firmware, see tonebridge.boards.firmware)
+      firmware boards|build|deploy|refresh-cas …   (the pedal firmware, see tonebridge.cli.firmware)
       sim [--board B] [--heap SIZE] [--flash PATH] [--ca DER] [--log FILE] [--portal-port N]
                             (the simulated pedal, see tonebridge.dev.simulator)
       pedal info|ls|push FILE|rm MODEL|activate MODEL|sync [--port PORT] [--json]
@@ -26,8 +26,8 @@ refused or failed · 6 integrity · 7 pedal link failed or pedal refused · 130 
 import click
 
 from tonebridge import __version__
-from tonebridge.boards.firmware import firmware_group
 from tonebridge.cli import account, catalog, dev
+from tonebridge.cli.firmware import firmware_group
 from tonebridge.cli.common import TonebridgeGroup, api_option
 from tonebridge.cli.pedal import pedal_group
 

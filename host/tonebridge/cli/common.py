@@ -34,6 +34,7 @@ from tonebridge.cli import output
 
 DEFAULT_API = "https://www.tone3000.com/api/v1"
 API_ENV = "TONEBRIDGE_API"
+CLIENT_ID_ENV = "TONEBRIDGE_CLIENT_ID"
 DEBUG_ENV = "TONEBRIDGE_DEBUG"
 API_PATH = "/api/v1"
 

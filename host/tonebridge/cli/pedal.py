@@ -4,30 +4,35 @@
     tonebridge pedal ls        [--port PORT] [--json]   the models installed
     tonebridge pedal push FILE [--id N] [--name] [--platform] [--activate] [--json]
     tonebridge pedal rm MODEL / activate MODEL [--json] MODEL: an id or an exact name
-    tonebridge pedal sync      [--port PORT] [--json]   your favorites, downloaded here
-                                                        and pushed where missing
+    tonebridge pedal sync      [--port PORT] [--json]   what the pedal's own Wi-Fi sync
+                                                        would fetch (tonecore.syncpolicy:
+                                                        favorited and created tones),
+                                                        downloaded here, pushed where
+                                                        missing or changed
 
 `--port auto` (the default, or $TONEBRIDGE_PORT) finds the one ESP32 board on USB by
 its USB ids.  Opening the port does not reset the board.  Pushes resume: run the same
 push again after an unplug and it continues where the pedal's flash ends.
 """
 
-import hashlib
 import os
 
 import click
 import platformdirs
 
-from tonecore.errors import LinkBroken, PedalRefused, ToneError, UsageError
+from tonecore.errors import LinkBroken, ToneError, UsageError
+from tonecore.formats import platform_of
+from tonecore.records import MAX_PAGE_SIZE
+from tonecore.syncpolicy import CURRENT, SKIP, SyncPolicy
 
 from tonebridge.cli import output
 from tonebridge.cli.common import EXIT_PEDAL
+from tonebridge.fileio import file_sha256
 from tonebridge.link.session import DEFAULT_BAUD, PedalLink
 
 PORT_ENV = "TONEBRIDGE_PORT"
 CACHE_ENV = "TONEBRIDGE_CACHE"
 LOCAL_IDS = 1 << 30  # a file that is not from TONE3000 gets an id from here up
-PLATFORMS = {".nam": "nam", ".wav": "ir", ".json": "aida-x", ".aidax": "aida-x"}
 
 
 def port_options(command):
@@ -112,11 +117,10 @@ def push(path, port, baud, model_id, name, platform, activate, no_compress, as_j
     """Send FILE to the pedal: verified there, installed atomically, resumable."""
     if not os.path.isfile(path):
         raise UsageError("no such file: %s" % path)
-    sha = _sha256(path)
+    sha = bytes.fromhex(file_sha256(path))
     if model_id is None:
         model_id = LOCAL_IDS + int.from_bytes(sha[:3], "big")
-    ext = os.path.splitext(path)[1].lower()
-    platform = platform or PLATFORMS.get(ext)
+    platform = platform or platform_of(path)
     with connect(port, baud) as pedal:
         pedal.compress = not no_compress
         with output.DownloadProgress("push %s" % os.path.basename(path)) as progress:
@@ -153,41 +157,30 @@ def _model_id(pedal, model):
     raise UsageError("%d models are named %r; use the id" % (len(named), model))
 
 
-def _manage(action, model, port, baud):
-    """`rm` and `activate`: find MODEL's id, then delete or activate it."""
-    with connect(port, baud) as pedal:
-        model_id = _model_id(pedal, model)
-        if action == "delete":
-            pedal.delete(model_id)
+def _manage_command(name, action, field, done, doc):
+    """`pedal rm` and `pedal activate`: find MODEL's id (an id or an exact name), then
+    `action(link, id)`; print `done % id`, or {"id", field: true} as JSON."""
+
+    @pedal_group.command(name=name, help=doc)
+    @click.argument("model")
+    @port_options
+    @json_option
+    def command(model, port, baud, as_json):
+        with connect(port, baud) as pedal:
+            model_id = _model_id(pedal, model)
+            action(pedal, model_id)
+        if as_json:
+            output.emit_json({"id": model_id, field: True})
         else:
-            pedal.activate(model_id)
-    return model_id
+            click.echo(done % model_id)
+
+    return command
 
 
-@pedal_group.command()
-@click.argument("model")
-@port_options
-@json_option
-def rm(model, port, baud, as_json):
-    """Delete MODEL (an id or a name) from the pedal."""
-    model_id = _manage("delete", model, port, baud)
-    if as_json:
-        output.emit_json({"id": model_id, "deleted": True})
-    else:
-        click.echo("Deleted model %d from the pedal." % model_id)
-
-
-@pedal_group.command()
-@click.argument("model")
-@port_options
-@json_option
-def activate(model, port, baud, as_json):
-    """Make MODEL (an id or a name) the pedal's active model."""
-    model_id = _manage("activate", model, port, baud)
-    if as_json:
-        output.emit_json({"id": model_id, "active": True})
-    else:
-        click.echo("Model %d is now active." % model_id)
+rm = _manage_command("rm", lambda pedal, model_id: pedal.delete(model_id), "deleted",
+                     "Deleted model %d from the pedal.", "Delete MODEL (an id or a name) from the pedal.")
+activate = _manage_command("activate", lambda pedal, model_id: pedal.activate(model_id), "active",
+                           "Model %d is now active.", "Make MODEL (an id or a name) the pedal's active model.")
 
 
 def cache_dir():
@@ -202,48 +195,14 @@ def cache_dir():
 @json_option
 @click.pass_context
 def sync(ctx, port, baud, api, as_json):
-    """Download your favorites here and push to the pedal what it lacks."""
-    from tonebridge.api import downloads
+    """Download here what the pedal's own sync would fetch, and push what it lacks."""
     from tonebridge.cli.common import open_connection
-    from tonebridge.boards.firmware import load_board
 
     if api:
         ctx.find_root().meta["tonebridge.api"] = api  # as cli.api_option does
-    report = {"pushed": [], "up_to_date": [], "skipped": [], "failed": []}
     with connect(port, baud) as pedal:
-        try:
-            board = load_board(pedal.info["board"])
-        except ToneError:
-            board = None
-        installed = {m.id: m for m in pedal.models()[0]}
         with open_connection(ctx) as conn:
-            wanted = _favorites(conn, board, report)
-            limit = board.max_model_bytes if board is not None else None
-            for tone, model in wanted:
-                have = installed.get(model.id)
-                if have is not None and (have.updated_at or "") == (model.updated_at or ""):
-                    report["up_to_date"].append(model.id)
-                    continue
-                ref = downloads.ModelRef.from_model(model, tone.id)
-                target = os.path.join(cache_dir(), str(model.id), ref.filename)
-                try:
-                    with output.DownloadProgress("download %s" % ref.filename) as progress:
-                        done = downloads.download(conn, ref, target, force=True, on_progress=progress.update)
-                    if limit and done.size > limit:
-                        report["skipped"].append({"id": model.id, "reason": "too large for %s" % board.name})
-                        continue
-                    with output.DownloadProgress("push %s" % ref.filename) as progress:
-                        result = pedal.push(target, model.id, name=model.name, platform=tone.platform,
-                                            tone_id=tone.id, size_class=model.size, updated_at=model.updated_at,
-                                            progress=progress.update, sha256=bytes.fromhex(done.sha256))
-                    report["pushed"].append({"id": model.id, "name": model.name, "bytes": result.size,
-                                             "seconds": round(result.elapsed_s, 3)})
-                except LinkBroken:
-                    raise  # the link itself failed: stop
-                except PedalRefused as error:
-                    report["failed"].append({"id": model.id, "error": str(error)})
-                except ToneError as error:
-                    report["failed"].append({"id": model.id, "error": str(error)})
+            report = PedalSync(conn, pedal).run()
     if as_json:
         output.emit_json(report)
     else:
@@ -255,22 +214,63 @@ def sync(ctx, port, baud, api, as_json):
         ctx.exit(EXIT_PEDAL)
 
 
-def _favorites(conn, board, report):
-    """(tone, model) of every favorited tone's models the board can run."""
-    wanted = []
-    for tone in conn.run(conn.client.all_tones("favorited")):
-        for model in conn.run(conn.client.all_models(tone.id)):
-            if board is not None and not board.can_run(tone.platform, model.size):
-                report["skipped"].append({"id": model.id, "reason": "%s %s does not run on %s" % (
-                    tone.platform, model.size, board.name)})
-                continue
-            wanted.append((tone, model))
-    return wanted
+class PedalSync:
+    """One `pedal sync`: tonecore.syncpolicy over a pedal on USB, downloads in the cache.
 
+    Args:
+        conn: a transport.Connection (signed in).
+        pedal: an open PedalLink.
+    """
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.digest()
+    def __init__(self, conn, pedal):
+        from tonebridge.boards.facts import load_board
+
+        self.conn = conn
+        self.pedal = pedal
+        self.board = pedal.info["board"]
+        try:
+            facts = load_board(self.board)
+            self.policy = SyncPolicy(facts.formats, facts.max_model_bytes)
+        except ToneError:
+            self.policy = SyncPolicy(None)  # a board this host does not know: nothing is filtered out
+        self.report = {"pushed": [], "up_to_date": [], "skipped": [], "failed": []}
+
+    def run(self):
+        """Returns the report: ids pushed, up to date, skipped (with why) and failed."""
+        conn, policy, report = self.conn, self.policy, self.report
+        installed = {m.id: m.updated_at or "" for m in self.pedal.models()[0]}  # as SyncPolicy.decide wants
+        for tone_id, platform in conn.run(policy.tones(conn.client, MAX_PAGE_SIZE)):
+            for model in conn.run(conn.client.all_models(tone_id)):
+                verdict = policy.decide(platform, model, installed.get(model.id))
+                if verdict == SKIP:
+                    report["skipped"].append({"id": model.id, "reason": "%s %s does not run on %s" % (
+                        platform, model.size, self.board)})
+                elif verdict == CURRENT:
+                    report["up_to_date"].append(model.id)
+                else:
+                    self._install(tone_id, platform, model)
+        return report
+
+    def _install(self, tone_id, platform, model):
+        """Download `model` into the cache, then push it; a failure is reported, not raised
+        (unless the link itself broke)."""
+        from tonebridge.api import downloads
+
+        ref = downloads.ModelRef.from_model(model, tone_id)
+        target = os.path.join(cache_dir(), str(model.id), ref.filename)
+        try:
+            with output.DownloadProgress("download %s" % ref.filename) as progress:
+                done = downloads.download(self.conn, ref, target, force=True, on_progress=progress.update)
+            if not self.policy.fits(done.size):
+                self.report["skipped"].append({"id": model.id, "reason": "too large for %s" % self.board})
+                return
+            with output.DownloadProgress("push %s" % ref.filename) as progress:
+                result = self.pedal.push(target, model.id, name=model.name, platform=platform, tone_id=tone_id,
+                                         size_class=model.size, updated_at=model.updated_at,
+                                         progress=progress.update, sha256=bytes.fromhex(done.sha256))
+            self.report["pushed"].append({"id": model.id, "name": model.name, "bytes": result.size,
+                                          "seconds": round(result.elapsed_s, 3)})
+        except LinkBroken:
+            raise  # the link itself failed: stop
+        except ToneError as error:  # the pedal refused it, or the download failed
+            self.report["failed"].append({"id": model.id, "error": str(error)})

@@ -1,9 +1,13 @@
 """`make demo`: the whole host flow against the local emulator, as a user would run it.
 
-1. start `tonebridge emulator` (a real server on a free loopback port);
-2. `tonebridge login --no-browser`; the demo plays the phone: opens the printed sign-in
-   URL, types demo@example.com, reads the 6-digit code from the emulator's outbox (or
-   lets you type it with --type-code) and submits it;
+1. start `tonebridge emulator` (a real server on a free loopback port) speaking today's
+   TONE3000 API, with its demo app's publishable key as TONEBRIDGE_CLIENT_ID;
+2. `tonebridge login --no-browser` (OAuth 2.0 + PKCE, a loopback listener); the demo
+   plays the browser: opens the printed sign-in URL, types demo@example.com, reads the
+   6-digit code from the emulator's outbox (or lets you type it with --type-code),
+   submits it and allows tonebridge on the consent page; then `tonebridge login
+   --device` as on a machine without a browser: the demo plays the phone that enters
+   the printed code;
 3. `tonebridge whoami`, `tonebridge tones --favorited`, `tonebridge models`;
 4. `tonebridge download` of a few models of different kinds, one of them cut off
    mid-transfer by the emulator and resumed;
@@ -14,7 +18,9 @@
 6. USB: the same pedal behind an emulated 921600-baud UART (its 260-byte receive ring
    modelled): `tonebridge pedal info`, `pedal sync` (all up to date), a push whose
    cable is pulled half-way and that resumes, `pedal ls`, `pedal rm`;
-7. says where the files are.
+7. the seed's flow once: a second emulator speaking the seed's API v1, `tonebridge
+   login --otp` (an emailed code and an api_key) and `tonebridge tones`;
+8. says where the files are.
 
 Every step runs the real CLI in a subprocess; nothing is mocked.
 """
@@ -32,6 +38,7 @@ import time
 import httpx
 
 from tonebridge.dev import phone
+from tonebridge.dev.emulator.oauth import DEMO_CLIENT_ID
 
 EMAIL = "demo@example.com"
 
@@ -108,12 +115,12 @@ def code_reader(emulator, type_code):
     return read_code
 
 
-def login(env, emulator, type_code):
-    """Run `tonebridge login` and play the phone's part."""
-    cmd = [sys.executable, "-m", "tonebridge", "login", "--no-browser"]
-    print("$ tonebridge login --no-browser", flush=True)
+def login(env, emulator, type_code, *flags):
+    """Run `tonebridge login --no-browser` and play the browser's part."""
+    cmd = [sys.executable, "-m", "tonebridge", "login", "--no-browser", *flags]
+    print("$ tonebridge login --no-browser %s" % " ".join(flags), flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    auth_prefix = emulator.base_url + "/api/v1/auth?"
+    auth_prefix = emulator.base_url + ("/api/v1/auth?" if "--otp" in flags else "/api/v1/oauth/authorize?")
     start_url = None
     for line in proc.stdout:
         print("  " + line.rstrip(), flush=True)
@@ -123,13 +130,55 @@ def login(env, emulator, type_code):
     if start_url is None:
         proc.wait()
         raise SystemExit("demo: `tonebridge login` printed no sign-in URL")
-    print("  [phone] opening the sign-in page, typing %s" % EMAIL, flush=True)
+    print("  [browser] opening the sign-in page, typing %s%s" % (
+        EMAIL, "" if "--otp" in flags else ", then allowing tonebridge"), flush=True)
     landed = phone.sign_in(start_url, EMAIL, code_reader(emulator, type_code))
-    print("  [phone] browser shows: HTTP %d" % landed.status_code, flush=True)
+    print("  [browser] shows: HTTP %d" % landed.status_code, flush=True)
     for line in proc.stdout:
         print("  " + line.rstrip(), flush=True)
     if proc.wait(30) != 0:
         raise SystemExit("demo: `tonebridge login` failed")
+
+
+def login_device(env, emulator, type_code):
+    """Run `tonebridge login --device` and play the phone that enters the code."""
+    emulator.configure(device_interval=1)  # the demo's phone is quick: poll every second
+    print("$ tonebridge login --device --no-qr", flush=True)
+    proc = subprocess.Popen([sys.executable, "-m", "tonebridge", "login", "--device", "--no-qr"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    where = code = None
+    for line in proc.stdout:
+        print("  " + line.rstrip(), flush=True)
+        if "To sign in, open " in line:
+            where = line.split("open ", 1)[1].split()[0]
+        if "enter the code:" in line:
+            code = line.rsplit(" ", 1)[1].strip()
+            break
+    if not where or not code:
+        proc.wait()
+        raise SystemExit("demo: `tonebridge login --device` printed no code")
+    print("  [phone] opening %s, typing the code %s, signing in as %s, allowing tonebridge" % (where, code, EMAIL),
+          flush=True)
+    done = phone.activate(where, code, EMAIL, code_reader(emulator, type_code))
+    print("  [phone] shows: %s" % ("Device connected" if "Device connected" in done.text else done.status_code),
+          flush=True)
+    for line in proc.stdout:
+        print("  " + line.rstrip(), flush=True)
+    if proc.wait(30) != 0:
+        raise SystemExit("demo: `tonebridge login --device` failed")
+
+
+def seed_part(out, type_code):
+    """The seed's OTP flow once, against a service that speaks the seed's API v1."""
+    emulator = Emulator("--dialect", "v1")
+    try:
+        print("emulator (v1): " + emulator.base_url)
+        env = dict(os.environ, TONEBRIDGE_HOME=os.path.join(out, "home-v1"), TONEBRIDGE_API=emulator.base_url)
+        env.pop("TONEBRIDGE_CLIENT_ID", None)
+        login(env, emulator, type_code, "--otp")
+        cli(env, "tones", "--created")
+    finally:
+        emulator.stop()
 
 
 def pick_models(env, tones):
@@ -282,11 +331,15 @@ def main(argv=None):
     banner("Starting the local TONE3000 emulator")
     emulator = Emulator()
     print("emulator: " + emulator.base_url)
+    print("(its demo app's publishable key: %s)" % DEMO_CLIENT_ID)
     env = dict(os.environ, TONEBRIDGE_HOME=os.path.join(out, "home"), TONEBRIDGE_API=emulator.base_url,
-               TONEBRIDGE_CACHE=os.path.join(out, "cache"))
+               TONEBRIDGE_CACHE=os.path.join(out, "cache"), TONEBRIDGE_CLIENT_ID=DEMO_CLIENT_ID)
     try:
-        banner("Signing in with an emailed 6-digit code")
+        banner("Signing in to TONE3000 (OAuth 2.0 + PKCE; the code comes by email)")
         login(env, emulator, args.type_code)
+        cli(env, "whoami")
+        banner("Signing in on a machine without a browser (the device grant)")
+        login_device(env, emulator, args.type_code)
         cli(env, "whoami")
 
         banner("Your favorited tones")
@@ -319,6 +372,8 @@ def main(argv=None):
         flash, console = pedal_part(emulator, out, args.type_code)
         banner("The pedal on USB: push, resume after an unplug, manage")
         usb_part(env, out, models_dir, flash)
+        banner("The seed's sign-in, against a TONE3000 API v1 service")
+        seed_part(out, args.type_code)
         banner("Done")
         print("models on the computer:  %s" % models_dir)
         print("tokens:                  %s" % os.path.join(out, "home"))

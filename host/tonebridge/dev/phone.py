@@ -131,11 +131,9 @@ def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True
     with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as http:
         page = _follow(http, http.get(start_url), service, follow_to_callback)
         done = _prove_email(http, page, email, read_code, service, follow_to_callback, consent)
-        if done.is_redirect and not follow_to_callback:
-            return done
-        if not done.is_redirect:
+        if not follow_to_callback and not done.is_redirect:
             raise PhoneError("the sign-in did not finish (HTTP %d): %s" % (done.status_code, _text(done)))
-        return _follow(http, done, service, True)
+        return done
 
 
 def activate(verification_uri, user_code, email, read_code, timeout_s=15.0, verify=True, consent="allow"):

@@ -1,9 +1,9 @@
 """The simulated pedal: the real firmware under the MicroPython unix port.
 
 `SimulatedPedal` stages the firmware as compiled bytecode (`.mpy`), creates the flash
-image (a sparse file that `pedal.flash.FileBlockDev` mounts as littlefs), starts
+image (a sparse file that `simboard.flash.FileBlockDev` mounts as littlefs), starts
 
-    micropython -X heapsize=<board heap> -m pedal.sim
+    micropython -X heapsize=<board heap> -m simboard.boot
 
 with the board's heap budget, and puts its console on a pseudo-terminal:
 
@@ -20,24 +20,25 @@ the pipe and then in the pty (a USB CDC link NAKs the host the same way). `rx_pe
 says how many bytes are on their way to the firmware and not read by it yet (the link
 emulator, tonebridge.dev.linkemu, models a UART's small receive ring with it).
 
-The firmware is given its settings in the environment (see firmware/pedal/sim.py):
+The firmware is given its settings in the environment (see firmware/simboard/boot.py):
 TONEBRIDGE_FLASH, TONEBRIDGE_API, TONEBRIDGE_PORTAL (HOST:PORT), TONEBRIDGE_CA (DER
 file, optional), TONEBRIDGE_BOARD. It must print `portal: listening on http://HOST:PORT/`
 once its portal listens; `start()` waits for that line.
 
 Errors: `SimError` (a `ToneError`) when the firmware fails to start or stops by
 itself; `UsageError` for a bad board, heap size, flash image or log path.
+
+What is prepared before the process starts (the board, the staged firmware, the
+micropython binary, the flash image, the heap) is in tonebridge.dev.simsetup; this
+module is the running pedal only: one process and its pty relays, a little over 500
+lines because the relays and their back-pressure rules belong together.
 """
 
 import collections
-import concurrent.futures
 import errno
 import fcntl
-import functools
-import hashlib
 import os
 import re
-import runpy
 import select
 import selectors
 import shutil
@@ -51,131 +52,30 @@ import termios
 import threading
 import tty
 
-import platformdirs
+from tonecore.errors import UsageError
 
-from tonebridge import paths
-from tonecore.errors import ToneError, UsageError
+from tonebridge.dev.simsetup import (
+    DEFAULT_BOARD,
+    SimError,
+    code_heap,
+    default_flash_path,
+    ensure_flash,
+    firmware_frozen,
+    last_line,
+    micropython_command,
+    parse_heap,
+    simulated_board,
+    stage_firmware,
+)
 
-from tonebridge.boards import mpycross as mpybuild
-
-DEFAULT_BOARD = "unix_sim"
-# The unix_sim board's facts when boards/unix_sim/board.py is not there (yet).
-BOARD_DEFAULTS = {
-    "HEAP_BUDGET": 128 * 1024,  # an ESP32 without PSRAM
-    "FS_BYTES": 16 * 1024 * 1024,
-    "BLOCK_SIZE": 4096,
-}
 PORTAL_HOST = "127.0.0.1"
 PORTAL_LINE = re.compile(r"portal: listening on http://([^\s/]+):(\d+)/")
 CONSOLE_LINES = 200  # lines kept in memory
 MAX_LINE = 4096  # a longer run without a newline is cut into lines of this size
 STOP_GRACE_S = 3.0  # SIGTERM, then SIGKILL after this long
 STALLED_CLIENT_MS = 500  # console output a connected client does not take in this long is dropped
-MIN_HEAP = 16 * 1024
-MAX_HEAP = 1024 * 1024 * 1024
-MICRODOT_MODULES = ("__init__.py", "microdot.py", "helpers.py")  # what the portal uses
 
 _READ_SIZE = 65536
-_SIZE = re.compile(r"^\s*(\d+)\s*([km]?)(?:i?b)?\s*$", re.IGNORECASE)
-
-
-class SimError(ToneError):
-    """The simulated pedal could not start, or it stopped by itself."""
-
-
-def repo_root():
-    """The source checkout this package runs from (the firmware lives there)."""
-    return paths.ROOT
-
-
-def parse_size(text):
-    """Bytes for a size such as `131072`, `128k`, `2M` (k and M are 1024 and 1024²).
-
-    Raises:
-        UsageError: not a size.
-    """
-    match = _SIZE.match(str(text))
-    if not match:
-        raise UsageError("not a size: %r (use bytes, or a number with k or M, e.g. 128k)" % text)
-    return int(match.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[match.group(2).lower()]
-
-
-def parse_heap(text):
-    """The heap size for `--heap`, checked against sane bounds.
-
-    Raises:
-        UsageError: not a size, or smaller than 16k or larger than 1G.
-    """
-    heap = parse_size(text)
-    if not MIN_HEAP <= heap <= MAX_HEAP:
-        raise UsageError("heap size %s out of range (16k to 1024M)" % text)
-    return heap
-
-
-def board_info(board):
-    """The board's facts: HEAP_BUDGET, FS_BYTES, BLOCK_SIZE (boards/<board>/board.py).
-
-    Raises:
-        UsageError: no such board, or one that is real hardware (its ARCH is set).
-    """
-    if not re.match(r"^[A-Za-z0-9_-]+$", board or ""):
-        raise UsageError("bad board name %r" % board)
-    path = os.path.join(repo_root(), "boards", board, "board.py")
-    if os.path.exists(path):
-        facts = runpy.run_path(path)
-        if facts.get("ARCH") is not None:  # its bytecode is built for a chip, not for the unix port
-            raise UsageError("board %r is hardware (%s); only the unix port boards can be simulated, e.g. %s"
-                             % (board, facts["ARCH"], DEFAULT_BOARD))
-    elif board == DEFAULT_BOARD:
-        facts = {}
-    else:
-        raise UsageError("unknown board %r (no %s)" % (board, os.path.relpath(path)))
-    info = dict(BOARD_DEFAULTS)
-    info.update({key: facts[key] for key in BOARD_DEFAULTS if key in facts})
-    return info
-
-
-def default_flash_path(board=DEFAULT_BOARD):
-    """The per-user flash image: <user data dir>/pedal-<board>.img."""
-    return os.path.join(platformdirs.user_data_dir("tonebridge"), "pedal-%s.img" % board)
-
-
-def ensure_flash(path, size, block_size=4096):
-    """Create the flash image `path` as a sparse file of `size` bytes if it is missing.
-
-    Returns:
-        the image's size in bytes.
-    Raises:
-        UsageError: it cannot be created or written, or it is not whole blocks.
-    """
-    try:
-        if not os.path.exists(path):
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "xb") as image:
-                image.truncate(size)  # sparse: blank flash costs no disk
-        current = os.path.getsize(path)
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise UsageError("flash image %s is not writable" % path)
-    except OSError as error:
-        raise UsageError("cannot create the flash image %s: %s" % (path, error.strerror or error)) from None
-    if current == 0 or current % block_size:
-        raise UsageError("flash image %s is %d bytes, not a multiple of %d" % (path, current, block_size))
-    return current
-
-
-def micropython_command():
-    """The MicroPython unix port: $TONEBRIDGE_MICROPYTHON (e.g. a build with the firmware
-    frozen in, see docs/pedal.md), else next to this interpreter, else on PATH."""
-    chosen = os.environ.get("TONEBRIDGE_MICROPYTHON")
-    if chosen:
-        if not os.access(chosen, os.X_OK):
-            raise SimError("TONEBRIDGE_MICROPYTHON=%s is not an executable" % chosen)
-        return chosen
-    beside = os.path.join(os.path.dirname(sys.executable), "micropython")
-    found = beside if os.path.exists(beside) else shutil.which("micropython")
-    if not found:
-        raise SimError("micropython (the unix port) not found: run `make install`")
-    return found
 
 
 def free_port(host=PORTAL_HOST):
@@ -183,118 +83,6 @@ def free_port(host=PORTAL_HOST):
     with socket.socket() as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
-
-
-def stage_firmware(board, target, overlay=None):
-    """Put the firmware for `board`, compiled to .mpy, into the directory `target`.
-
-    Uses `tonebridge.boards.firmware.build(board)` when it exists (its <out>/lib is copied, so
-    a rebuild cannot change a running pedal's modules), else compiles firmware/, shared/, the board's board.py (as `boardinfo`) and
-    microdot here. `overlay`, a directory of sources, is compiled on top (tests swap in
-    a fake `pedal/main.py`).
-
-    Returns:
-        `target`, ready to be MICROPYPATH.
-    Raises:
-        SimError, or the build's own ToneError: the build failed.
-    """
-    root = repo_root()
-    build = None
-    try:
-        from tonebridge.boards import firmware  # written alongside; absent in early checkouts
-
-        build = getattr(firmware, "build", None)
-    except ImportError:
-        pass
-    try:
-        if build is not None:
-            built = build(board)  # incremental, into build/<board>; its errors are ToneErrors
-            out = built.get("out") if isinstance(built, dict) else None
-            lib = os.path.join(out or os.path.join(root, "build", board), "lib")
-            shutil.copytree(lib, target, dirs_exist_ok=True)
-        else:
-            _compile_all(_source_modules(root, board), target)
-        if overlay:
-            _compile_all(_tree_modules(overlay), target)
-    except mpybuild.BuildError as error:
-        raise SimError("cannot build the firmware: %s" % error) from None
-    return target
-
-
-def _tree_modules(source_dir):
-    """(source, module path) for every .py under `source_dir`."""
-    found = []
-    for folder, dirs, files in os.walk(source_dir):
-        dirs[:] = [name for name in dirs if name != "__pycache__"]
-        for name in files:
-            if name.endswith(".py"):
-                source = os.path.join(folder, name)
-                found.append((source, os.path.relpath(source, source_dir)[:-3]))
-    return found
-
-
-def _source_modules(root, board):
-    found = _tree_modules(os.path.join(root, "firmware")) + _tree_modules(os.path.join(root, "shared"))
-    board_file = os.path.join(root, "boards", board, "board.py")
-    if os.path.exists(board_file):
-        found.append((board_file, "boardinfo"))
-    try:
-        import microdot
-    except ImportError:  # pragma: no cover - a dev dependency; the firmware will say it is missing
-        return found
-    source = os.path.dirname(microdot.__file__)
-    return found + [(os.path.join(source, name), "microdot/" + name[:-3]) for name in MICRODOT_MODULES]
-
-
-def _compile_all(modules, target):
-    """Compile (source, module path) pairs into `target` (mpy-cross runs in parallel)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        jobs = [pool.submit(mpybuild.compile_file, source, os.path.join(target, module + ".mpy"))
-                for source, module in modules]
-        for job in jobs:
-            job.result()
-
-
-CODE_PROBE = """
-import gc
-gc.collect()
-before = gc.mem_alloc()
-import pedal.sim, pedal.main, pedal.portal, pedal.serial, pedal.sync
-gc.collect()
-print(gc.mem_alloc() - before)
-"""
-
-
-def code_heap(lib):
-    """Bytes of heap the firmware's modules take once loaded from `lib` (measured once
-    per staged build; cached in `<lib>/.code-heap`).
-
-    On a board the firmware is frozen into flash and this costs (almost) no heap; the
-    unix port loads the bytecode into its heap, so the simulator adds this much to the
-    board's budget.
-    """
-    names = []
-    for folder, _, files in os.walk(lib):
-        names += ["%s:%d" % (os.path.relpath(os.path.join(folder, n), lib), os.path.getsize(os.path.join(folder, n)))
-                  for n in files if n.endswith(".mpy")]
-    key = hashlib.sha256("\n".join(sorted(names) + [CODE_PROBE]).encode()).hexdigest()[:16]
-    cache = os.path.join(lib, ".code-heap")
-    try:
-        with open(cache) as f:
-            saved_key, saved = f.read().split()
-        if saved_key == key:
-            return int(saved)
-    except (OSError, ValueError):
-        pass
-    env = dict(os.environ, MICROPYPATH=".frozen:" + os.path.abspath(lib))
-    done = subprocess.run([micropython_command(), "-X", "heapsize=8M", "-c", CODE_PROBE], env=env, cwd=lib,
-                          capture_output=True, text=True, timeout=60)
-    lines = done.stdout.split()
-    if done.returncode != 0 or not lines or not lines[-1].isdigit():
-        raise SimError("cannot load the firmware: %s" % _last_line((done.stderr or done.stdout).splitlines()))
-    with open(cache, "w") as f:
-        f.write("%s %s\n" % (key, lines[-1]))
-    return int(lines[-1])
 
 
 def _die_with_parent():
@@ -307,32 +95,6 @@ def _die_with_parent():
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-
-
-def firmware_frozen(micropython):
-    """True when `micropython` has the pedal firmware frozen in (tools/frozen-unix-port.sh).
-
-    Asked once per binary (and modification time) per process.
-    """
-    try:
-        stamp = os.stat(micropython).st_mtime_ns
-    except OSError:
-        stamp = None
-    return _frozen_probe(micropython, stamp)
-
-
-@functools.lru_cache(maxsize=8)
-def _frozen_probe(micropython, stamp):
-    done = subprocess.run([micropython, "-c", "import pedal.main"], env=dict(os.environ, MICROPYPATH=".frozen"),
-                          cwd=tempfile.gettempdir(), capture_output=True, timeout=30)
-    return done.returncode == 0
-
-
-def _last_line(lines):
-    for line in reversed(list(lines)):
-        if line.strip():
-            return line.strip()
-    return ""
 
 
 class SimulatedPedal:
@@ -360,8 +122,8 @@ class SimulatedPedal:
     def __init__(self, api, flash, heap=None, board=DEFAULT_BOARD, ca=None, log=None, env=None,
                  portal_port=None, overlay=None, lib=None, total_heap=None):
         self.board = board
-        self.info = board_info(board)
-        self.data_heap = heap if heap is not None else self.info["HEAP_BUDGET"]
+        self.info = simulated_board(board)
+        self.data_heap = heap if heap is not None else self.info.heap_budget
         self.total_heap = total_heap
         self.heap = None  # -X heapsize, known once the firmware is staged
         self.code_bytes = None
@@ -421,7 +183,7 @@ class SimulatedPedal:
         return self
 
     def _launch(self):
-        ensure_flash(self.flash, self.info["FS_BYTES"], self.info["BLOCK_SIZE"])
+        ensure_flash(self.flash, self.info.fs_bytes, self.info.block_size)
         self._lock_flash()
         if self.log_path:
             try:
@@ -449,7 +211,7 @@ class SimulatedPedal:
             "TONEBRIDGE_API": self.api,
             "TONEBRIDGE_PORTAL": "%s:%d" % (PORTAL_HOST, port),
             "TONEBRIDGE_BOARD": self.board,
-            "TONEBRIDGE_HOST_PYTHON": sys.executable,  # sets O_NONBLOCK on its stdin (pedal.sim)
+            "TONEBRIDGE_HOST_PYTHON": sys.executable,  # sets O_NONBLOCK on its stdin (simboard.boot)
         })
         env.pop("TONEBRIDGE_CA", None)
         if self.ca:
@@ -468,7 +230,7 @@ class SimulatedPedal:
         # (never reading from it) to ask FIONREAD how much the firmware has not read.
         self._stdin_r, self._stdin_w = os.pipe()
         os.set_blocking(self._stdin_w, False)  # the relay waits in poll, where it also sees `_wake_r`
-        command = [micropython_command(), "-X", "heapsize=%d" % self.heap, "-m", "pedal.sim"]
+        command = [micropython_command(), "-X", "heapsize=%d" % self.heap, "-m", "simboard.boot"]
         self._proc = subprocess.Popen(
             command, stdin=self._stdin_r, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, cwd=lib, bufsize=0,
@@ -624,14 +386,14 @@ class SimulatedPedal:
                 return waiter[1][0]
             if self._output_closed:
                 raise self._stopped_error()
-            last = _last_line(text for _, text in self._lines)
+            last = last_line(text for _, text in self._lines)
         what = what or (match if isinstance(match, str) else getattr(match, "__name__", "expected line"))
         raise SimError("no `%s` line on the pedal's console within %g s (last line: %s)" % (what, timeout, last or "none"))
 
     def _stopped_error(self):
         proc = self._proc
         status = proc.wait() if proc else None
-        last = _last_line(self._stderr_lines) or _last_line(text for _, text in self._lines)
+        last = last_line(self._stderr_lines) or last_line(text for _, text in self._lines)
         how = "was killed by signal %d" % -status if status is not None and status < 0 else "exited with status %s" % status
         return SimError("the simulated pedal %s%s" % (how, ": " + last if last else ""))
 

@@ -1,6 +1,6 @@
 """Finding and opening a pedal's USB serial port (pyserial), without resetting it.
 
-    resolve_port("auto")  -> "/dev/ttyUSB0"   the one attached ESP32 (USB_IDS), or a UsageError
+    resolve_port("auto")  -> "/dev/ttyUSB0"   the one attached ESP32 (usb_ids()), or a UsageError
     open_port(path, baud) -> PedalSerial      exclusive, DTR and RTS set so the ESP32 keeps running
 
 Every failure to open is one `UsageError` a user can act on (no such port, busy, no
@@ -32,6 +32,7 @@ the kernel drops both lines (HUPCL).
 """
 
 import errno
+import functools
 import os
 import stat
 
@@ -39,6 +40,8 @@ import serial
 import serial.tools.list_ports
 
 from tonecore.errors import ToneError, UsageError
+
+from tonebridge.boards.facts import board_names, load_board
 
 DEFAULT_BAUD = 115200
 ESPRESSIF_VID = 0x303A
@@ -57,19 +60,20 @@ NONE_FOUND = ("no ESP32 pedal found on USB (looked for Espressif native USB, CP2
 
 
 def _board_usb_ids():
-    """The USB_IDS of every board in boards/ (the facts loaded by tonebridge.boards.firmware)."""
-    from tonebridge.boards import firmware  # board facts live there; imported late: it pulls in the build tools
-
+    """The USB_IDS of every board in boards/."""
     found = []
-    for name in firmware.board_names():
+    for name in board_names():
         try:
-            found.extend(firmware.load_board(name).usb_ids)
+            found.extend(load_board(name).usb_ids)
         except ToneError:  # a broken board.py: the bridges above still cover the usual boards
             continue
     return found
 
 
-def _collect_usb_ids():
+@functools.lru_cache(maxsize=1)
+def usb_ids():
+    """(vid, pid or None, description) of every USB device an ESP32 pedal can be: the
+    bridges above, then each board's own USB_IDS.  Read from the boards on first use."""
     ids = []
     for vid, pid, description in list(KNOWN_BRIDGES) + _board_usb_ids():
         if not any(vid == known_vid and known_pid in (None, pid) for known_vid, known_pid, _ in ids):
@@ -77,12 +81,9 @@ def _collect_usb_ids():
     return tuple(ids)
 
 
-USB_IDS = _collect_usb_ids()
-
-
 def describe_usb(vid, pid):
     """The description of the USB device `vid`:`pid` if an ESP32 pedal can be one, else None."""
-    for known_vid, known_pid, description in USB_IDS:
+    for known_vid, known_pid, description in usb_ids():
         if vid == known_vid and known_pid in (None, pid):
             return description
     return None

@@ -12,6 +12,11 @@ Summary (independent of the seed):
     to a 3 MB hall IR, an aa-snapshot).  Tones 33-35 are private tones of others.
     Public tones of others that demo has not favorited (1, 19-21, 23-27, 29-32, 36):
     their models are listed but not downloadable by demo (403).
+    Today's dialect adds A2 NAM models (ids from 5001) to tones 3, 4 and 11; listings
+    show them only for `architecture=2`.
+
+Over 500 lines because about half of it is that table (TONES): the data reads best in
+one place, next to the code that builds it.
 """
 
 import datetime

@@ -1,7 +1,7 @@
-"""A stand-in for the pedal firmware's main, for tests/host/test_sim.py.
+"""A stand-in for the pedal firmware's main, for tests/pedal/test_sim.py.
 
 Compiled over the real firmware (`SimulatedPedal(overlay=…)`), so the real
-`pedal.sim` boot and `pedal.flash` run and call `start(settings)` here. It counts boots
+`simboard.boot` and `simboard.flash` run and call `start(settings)` here. It counts boots
 in /flash/boots.txt, writes the settings to /flash/settings.txt, really listens on the
 portal address, prints the portal line, then does what $FAKE_PEDAL asks:
 

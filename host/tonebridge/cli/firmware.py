@@ -1,0 +1,87 @@
+"""`tonebridge firmware …`: list the boards, build the firmware for one, deploy it, refresh CA roots.
+
+The work is done by tonebridge.boards (facts, build, deploy, cas); these commands print
+what it returns.
+"""
+
+import os
+
+import click
+
+from tonebridge.boards.build import build
+from tonebridge.boards.cas import refresh_cas
+from tonebridge.boards.deploy import deploy
+from tonebridge.boards.facts import board_names, load_board
+from tonebridge.cli.output import emit_json, note
+
+
+def human_bytes(count):
+    """A board's memory size for people: "none", "4 MB", "128 KB"."""
+    if count == 0:
+        return "none"
+    if count >= 1024 * 1024 and count % (1024 * 1024) == 0:
+        return "%d MB" % (count // (1024 * 1024))
+    return "%d KB" % (count // 1024)
+
+
+@click.group("firmware")
+def firmware_group():
+    """Pedal firmware: list the boards, build for one, deploy to a board over USB."""
+
+
+@firmware_group.command("boards")
+@click.option("--json", "as_json", is_flag=True, help="Print the boards' facts as JSON.")
+def boards_command(as_json):
+    """List the boards and their facts."""
+    boards = [load_board(name) for name in board_names()]
+    if as_json:
+        emit_json([board.to_json() for board in boards])
+        return
+    for board in boards:
+        formats = "; ".join("%s %s" % (platform, sizes if sizes == "*" else ",".join(sizes))
+                            for platform, sizes in board.formats.items())
+        click.echo("%-14s %s" % (board.name, board.title))
+        click.echo("%-14s arch %s · flash %s · filesystem %s · heap %s · PSRAM %s · serial %s"
+                   % ("", board.arch or "bytecode", human_bytes(board.flash_bytes), human_bytes(board.fs_bytes),
+                      human_bytes(board.heap_budget), human_bytes(board.psram_bytes), board.serial))
+        click.echo("%-14s models: %s (largest file %s)" % ("", formats, human_bytes(board.max_model_bytes)))
+
+
+@firmware_group.command("build")
+@click.option("--board", required=True, metavar="BOARD", help="A board name (see `tonebridge firmware boards`).")
+@click.option("--out", metavar="DIR", help="The output folder [default: build/BOARD].")
+@click.option("--json", "as_json", is_flag=True, help="Print the build record as JSON.")
+def build_command(board, out, as_json):
+    """Compile the firmware for BOARD into the layout its flash needs."""
+    result = build(board, out)
+    if as_json:
+        emit_json({key: value for key, value in result.items() if key != "sources"})
+        return
+    info = load_board(board)
+    click.echo("Built %s (%s) in %s: %d files, %d bytes (%d%% of the %s filesystem); %s"
+               % (info.name, info.arch or "bytecode", result["out"], len(result["files"]), result["total_bytes"],
+                  100 * result["total_bytes"] // info.fs_bytes, human_bytes(info.fs_bytes),
+                  "%d rebuilt" % len(result["rebuilt"]) if result["rebuilt"] else "all up to date"))
+
+
+@firmware_group.command("deploy")
+@click.option("--board", required=True, metavar="BOARD", help="A board name (see `tonebridge firmware boards`).")
+@click.option("--port", required=True, metavar="PORT", help="The serial port, e.g. /dev/ttyUSB0, COM3 or `auto`.")
+@click.option("--out", metavar="DIR", help="The build folder [default: build/BOARD].")
+@click.option("--force", is_flag=True, help="Copy every file, not only the changed ones.")
+def deploy_command(board, port, out, force):
+    """Copy the build of BOARD to a board running MicroPython, then reset it."""
+    summary = deploy(board, port, out, force, note=note)
+    if summary["copied"] or summary["removed"]:
+        click.echo("Deployed %s to %s: %d files copied (%d bytes), %d removed; the board is restarting"
+                   % (summary["board"], port, len(summary["copied"]), summary["bytes"], len(summary["removed"])))
+    else:
+        click.echo("%s on %s is up to date" % (summary["board"], port))
+
+
+@firmware_group.command("refresh-cas")
+@click.option("--bundle", metavar="PEM", help="A PEM bundle [default: certifi's, else the system's].")
+def refresh_cas_command(bundle):
+    """Rewrite boards/*/ca/*.der from a CA bundle."""
+    for path in refresh_cas(bundle=bundle):
+        click.echo(os.path.relpath(path))

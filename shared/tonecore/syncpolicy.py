@@ -1,0 +1,88 @@
+"""What a pedal should hold: one policy for the pedal's Wi-Fi sync (firmware/pedal/sync.py)
+and the host's `tonebridge pedal sync` (host/tonebridge/cli/pedal.py).
+
+    sources       the user's favorited and created tones (SOURCES), each tone once
+    board filter  a platform and size class the board runs (formats.runnable over its
+                  FORMATS), and a file no larger than its MAX_MODEL_BYTES
+                  (formats.fits: known only once the download has a length)
+    needs update  a model the pedal lacks, or whose `updated_at` differs from the one
+                  of the copy it has (models are matched by id)
+
+Memory stays flat on a pedal: tones are listed a page at a time and only
+(id, platform) pairs are kept; models are judged one at a time as their page is read.
+"""
+
+from .formats import fits, runnable
+from .records import Pager
+
+SOURCES = ("favorited", "created")
+
+# what to do with one listed model (SyncPolicy.decide)
+SKIP = 0  # the board cannot run its platform or size class
+CURRENT = 1  # the pedal has this version
+INSTALL = 2  # the pedal lacks it, or has another version
+
+
+class SyncPolicy:
+    """The rules for one board.
+
+    Args:
+        formats: the board's FORMATS ({platform: size classes or "*"}); None: a board
+            whose facts are unknown, which is assumed to run everything.
+        max_model_bytes: the board's MAX_MODEL_BYTES (None: no limit).
+    """
+
+    def __init__(self, formats, max_model_bytes=None):
+        self.formats = formats
+        self.max_model_bytes = max_model_bytes
+
+    def runs(self, platform, size=None):
+        """True when the board runs `platform` (in the size class `size`, when given)."""
+        if self.formats is None:
+            return True
+        if size is None:
+            return platform in self.formats
+        return runnable(self.formats, platform, size)
+
+    def fits(self, size):
+        """True when a file of `size` bytes is within the board's MAX_MODEL_BYTES."""
+        return fits(self.max_model_bytes, size)
+
+    def tones(self, client, page_size, on_page=None):
+        """Call (run it with a Driver): the tones to sync, walked a page at a time.
+
+        Args:
+            client: a tonecore.client.Client.
+            page_size: tones per request (the pedal keeps it small: a page of tones
+                with their descriptions must fit its 8 KB buffer).
+            on_page: a function called after each page (the pedal checks its heap).
+        Returns:
+            [(tone id, platform)] of the tones of SOURCES whose platform the board
+            runs, each once, in listing order.
+        """
+        pairs = []
+        for which in SOURCES:
+            pager = Pager(page_size)
+            while not pager.done:
+                page = yield from client.tones_page(which, pager)
+                for tone in page.items:
+                    pair = (tone.id, tone.platform)
+                    if self.runs(tone.platform) and pair not in pairs:
+                        pairs.append(pair)
+                page = tone = None
+                if on_page is not None:
+                    on_page()
+        return pairs
+
+    def decide(self, platform, model, installed):
+        """SKIP, CURRENT or INSTALL for `model`, a model of a tone of `platform`.
+
+        Args:
+            installed: the `updated_at` of the pedal's copy ("" when it has none
+                recorded), or None when the pedal does not have the model.
+        """
+        if not self.runs(platform, model.size):
+            return SKIP
+        if installed is not None and installed == (model.updated_at or ""):
+            return CURRENT
+        return INSTALL
