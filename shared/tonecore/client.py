@@ -31,6 +31,7 @@ from .errors import (
 )
 from .http import Request
 from .ratelimit import retry_after_ms
+from .dialect import CURRENT
 from .records import Model, Page, Pager, Tone, User
 from .redirect import is_redirect, next_request
 from .urls import split_url, urlencode
@@ -38,7 +39,8 @@ from .urls import split_url, urlencode
 MAX_429_RETRIES = 4
 MAX_5XX_RETRIES = 2
 RETRYABLE_5XX = (502, 503, 504)
-TONE_LISTS = ("created", "favorited")
+TONE_LISTS = ("created", "favorited")  # the seed's v1
+TODAYS_TONE_LISTS = ("created", "favorited", "downloaded", "trending", "latest")
 
 
 class Sleep:
@@ -206,10 +208,12 @@ class Client:
         session: a Session (holds tokens and the sign-in flow).
         clock_ms: function returning monotonic milliseconds (never wraps).
         limiter: a RateLimiter, or None for no client-side pacing.
+        dialect: how the service spells its API (tonecore.dialect; default today's).
     """
 
-    def __init__(self, api_base, session, clock_ms, limiter=None):
+    def __init__(self, api_base, session, clock_ms, limiter=None, dialect=None):
         self.api_base = api_base.rstrip("/")
+        self.dialect = dialect or CURRENT
         self._api_origin = split_url(self.api_base).origin
         self.session = session
         self.clock_ms = clock_ms
@@ -315,17 +319,26 @@ class Client:
         return User(data)
 
     def tones_page(self, which, pager):
-        """Next page of /tones/created or /tones/favorited -> Page of Tone."""
-        if which not in TONE_LISTS:
-            raise ValueError("which must be one of %s" % (TONE_LISTS,))
-        data = yield from self.get_json("/tones/" + which, pager.query(), which + " tones")
+        """Next page of /tones/<which> (created, favorited; today's service also
+        downloaded, trending, latest) -> Page of Tone."""
+        lists = TODAYS_TONE_LISTS if self.dialect.oauth else TONE_LISTS
+        if which not in lists:
+            raise ValueError("which must be one of %s" % (lists,))
+        data = yield from self.get_json("/tones/" + which, pager.query(self.dialect.page_size), which + " tones")
         page = Page(data, Tone)
         pager.advance(page)
         return page
 
-    def models_page(self, tone_id, pager):
-        """Next page of /models?toneId= -> Page of Model."""
-        query = [("toneId", tone_id)] + pager.query()
+    def models_page(self, tone_id, pager, architecture=None):
+        """Next page of the models of a tone -> Page of Model.
+
+        Args:
+            architecture: "1", "2" or "custom" (today's service; one value a request);
+                None: the service's default set (A1, custom and non-NAM; no A2).
+        """
+        query = [(self.dialect.tone_id, tone_id)] + pager.query(self.dialect.page_size)
+        if architecture is not None and self.dialect.architectures:
+            query.append(("architecture", architecture))
         data = yield from self.get_json("/models", query, "models of tone %s" % tone_id)
         page = Page(data, Model)
         pager.advance(page)

@@ -201,6 +201,7 @@ class Model(Record):
     FIELDS = {
         "id": "int", "name": "str", "model_url": "str", "tone_id": "int", "size": "str",
         "user_id": "str", "created_at": "str", "updated_at": "str",
+        "architecture_version": "str",  # today's service: "1", "2" or "custom"
     }
 
     @property
@@ -277,9 +278,10 @@ class Pager:
         self.done = False
         self.total = None
 
-    def query(self):
-        """The page/pageSize parameters of the next request."""
-        return [("page", self.next_page), ("pageSize", self.page_size)]
+    def query(self, size_name="page_size"):
+        """The page and page-size parameters of the next request (`size_name`: the
+        dialect's spelling: today's page_size, the seed's pageSize)."""
+        return [("page", self.next_page), (size_name, self.page_size)]
 
     def advance(self, page):
         """Record a received Page; sets `done` when nothing is left."""

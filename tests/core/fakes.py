@@ -6,6 +6,7 @@ policy be checked without sockets, under MicroPython too.
 
 from tonecore.auth import OtpSignIn
 from tonecore.client import Client, Driver
+from tonecore.dialect import V1
 from tonecore.compat import hexlify, json, sha256
 from tonecore.errors import TransportError
 from tonecore.http import Response
@@ -208,7 +209,7 @@ def signed_in(ttl_s=3600, **api_options):
     for name in api_options:
         setattr(api, name, api_options[name])
     flow = OtpSignIn(API, "http://127.0.0.1:8000/callback")
-    client = Client(API, Session(flow), clock)
+    client = Client(API, Session(flow), clock, dialect=V1)  # FakeApi is the seed's API v1
     driver = FakeDriver(api.handle, clock)
     driver.run(client.sign_in("http://127.0.0.1:8000/callback?api_key=KEY1"))
     return clock, api, client, driver

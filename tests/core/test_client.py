@@ -255,7 +255,7 @@ class PaginationTest(unittest.TestCase):
         request = [e for e in driver.events if e[0] == "send"][-1]
         self.assertEqual(len(sends(driver, "/api/v1/tones/favorited")), 1)
         self.assertIn(("page", 1), Pager().query())
-        self.assertIn(("pageSize", 100), Pager().query())
+        self.assertIn(("pageSize", 100), Pager().query("pageSize"))
         self.assertEqual(request[1], "/api/v1/tones/favorited")
 
     def test_without_totals_stops_at_short_page(self):

@@ -115,4 +115,5 @@ class PageTest(unittest.TestCase):
             Pager(101)
         with self.assertRaises(ValueError):
             Pager(0)
-        self.assertEqual(Pager().query(), [("page", 1), ("pageSize", 100)])
+        self.assertEqual(Pager().query(), [("page", 1), ("page_size", 100)])
+        self.assertEqual(Pager().query("pageSize"), [("page", 1), ("pageSize", 100)])

@@ -109,6 +109,26 @@ def test_login_through_the_loopback_listener(emulator, home, run, monkeypatch, m
         assert secret not in landed.text
 
 
+def test_an_oauth_session_refreshes_through_the_token_endpoint_and_speaks_todays_dialect(
+        emulator, home, run, monkeypatch):
+    monkeypatch.setattr(login_module.webbrowser, "open", lambda url: threading.Thread(
+        target=browser_sign_in, args=(url, emulator.base_url)).start() or True)
+    assert run("login", "--timeout", "20").exit_code == 0
+    before = stored_secrets(home)
+    configure(emulator.base_url, clock_offset=3700)  # the access token has expired: a 401, then a refresh
+    try:
+        assert run("tones", "--favorited").exit_code == 0
+    finally:
+        configure(emulator.base_url, clock_offset=0)
+    log = request_log(emulator.base_url)
+    assert [e for e in log if e["path"] == "/api/v1/oauth/token"][-1]["status"] == 200
+    assert not [e for e in log if e["path"] == "/api/v1/auth/session/refresh"]
+    listing = [e for e in log if e["path"] == "/api/v1/tones/favorited"][-1]
+    assert "page_size=100" in listing["query"] and "deprecations" not in listing
+    after = stored_secrets(home)
+    assert after[1] != before[1]  # the rotated refresh token was stored
+
+
 def cli_process(emulator, home, *args):
     env = dict(os.environ, TONEBRIDGE_HOME=str(home), TONEBRIDGE_API=emulator.base_url,
                TONEBRIDGE_CLIENT_ID=DEMO_CLIENT_ID)

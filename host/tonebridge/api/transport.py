@@ -36,6 +36,7 @@ from tonebridge import __version__
 from tonecore.auth import OtpSignIn
 from tonecore.client import Client, Driver
 from tonecore.errors import SignInRequired, TransportError, TrustError, UsageError
+from tonecore.dialect import CURRENT, dialect_named
 from tonecore.http import Response
 from tonecore.oauth import DeviceSignIn, PkceSignIn
 from tonecore.ratelimit import RateLimiter
@@ -400,11 +401,13 @@ class Connection:
         tokens = None
         if store is not None and load_tokens:
             tokens = store.load(api_base, monotonic_ms(), time.time())
+        profile = store.profile if store is not None else None
         if flow is None:
-            flow = stored_flow(api_base, store.profile if store is not None else None)
+            flow = stored_flow(api_base, profile)
         if limiter is None:
             limiter = RateLimiter()
-        self.client = Client(api_base, Session(flow, tokens), monotonic_ms, limiter or None)
+        dialect = dialect_named(profile.dialect) if profile is not None else CURRENT
+        self.client = Client(api_base, Session(flow, tokens), monotonic_ms, limiter or None, dialect)
         self.driver = HttpxDriver(store, api_base, http)
 
     @property

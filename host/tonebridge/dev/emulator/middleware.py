@@ -48,6 +48,7 @@ class EmulatorMiddleware:
             "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
             "method": scope["method"],
             "path": scope["path"],
+            "query": scope.get("query_string", b"").decode("latin-1"),
             "origin": self.origin,
             "status": None,
             "has_authorization": "authorization" in headers,
@@ -60,6 +61,9 @@ class EmulatorMiddleware:
         async def logged_send(message):
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"x-tone3000-deprecations":
+                        entry["deprecations"] = value.decode("latin-1")
                 if extra:
                     message = dict(message, headers=list(message.get("headers", [])) + extra)
             elif message["type"] == "http.response.body":
