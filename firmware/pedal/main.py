@@ -4,7 +4,9 @@
     start(settings)   run the pedal until the process ends (the simulator calls this)
 
 settings: {"api": API base URL, "portal_host", "portal_port", "fs_root",
-           "ca_ders": [DER bytes], "sync_on_boot": bool}
+           "ca_ders": [DER bytes], "sync_on_boot": bool, "client_id": the app's
+           publishable key (today's sign-in), "dialect": "current" (default) or "v1",
+           "address": the pedal's own address on its network}
 """
 
 import asyncio
@@ -12,9 +14,9 @@ import gc
 import time
 
 import boardinfo
-from tonecore.auth import OtpSignIn
 from tonecore.compat import hexlify
 from tonecore.client import Client
+from tonecore.dialect import dialect_named
 from tonecore.errors import SignInRequired, ToneError, UsageError
 from tonecore.ratelimit import RateLimiter
 from tonecore.session import Session
@@ -58,10 +60,15 @@ class Pedal:
         self.api = settings.get("api") or API_DEFAULT
         cas = settings.get("ca_ders") or ([settings["ca_der"]] if settings.get("ca_der") else ())
         self.http = Http(cas)  # its buffer is allocated now, while the heap is unfragmented
-        self.session = Session(OtpSignIn(self.api, None), self.token_file.load(self.clock()))
         pace = settings.get("requests_per_minute") or REQUESTS_PER_MINUTE
         window = settings.get("pace_window_ms") or 60000
-        self.client = Client(self.api, self.session, self.clock, RateLimiter(pace, window))
+        self.session = Session(None, self.token_file.load(self.clock()))
+        self.client = Client(self.api, self.session, self.clock, RateLimiter(pace, window),
+                             dialect_named(settings.get("dialect")))
+        from .signin import SignIns
+
+        self.signins = SignIns(self)
+        self.session.flow = self.signins.refresh_flow(self.token_file.flow, self.token_file.client_id)
         self.driver = AsyncioDriver(self.http, self._persist)
         self.user = None
         self.sign_in_again = False
@@ -69,46 +76,26 @@ class Pedal:
         self.serial = None
         self.app = None
         self.code_bytes = 0
-        self.nonce = None
-        self.nonce_ms = 0
         self.user_signed_out = False
         self.serial_transfer = None  # the model a USB push is writing, if any
         log("pedal: %s, %d models installed, %s" % (
             boardinfo.NAME, len(self.library.models), "signed in" if self.session.signed_in else "not signed in"))
 
     def _persist(self, tokens):
-        self.token_file.save(tokens, self.clock())
+        self.token_file.save(tokens, self.clock(), self.session.flow)
         if tokens is None:
             self.user = None
 
     # -- actions used by the portal --------------------------------------------------
 
-    def sign_in_url(self, callback_url):
-        return OtpSignIn(self.api, callback_url).start_url()
-
-    def new_nonce(self):
-        """A fresh secret for the callback URL of a sign-in this pedal starts."""
-        import binascii
-        import os
-
-        self.nonce = binascii.hexlify(os.urandom(12)).decode()
-        self.nonce_ms = self.clock()
-        return self.nonce
-
-    def take_nonce(self, nonce):
-        """True (once) for the nonce of the sign-in in progress, within NONCE_MS."""
-        ok = self.nonce is not None and nonce == self.nonce and self.clock() - self.nonce_ms < NONCE_MS
-        if ok:
-            self.nonce = None
-        return ok
-
-    async def sign_in(self, params):
-        """Exchange the callback's api_key for tokens (stored on flash before use)."""
-        await self.driver.run_async(self.client.sign_in(params))
+    async def signed_in(self):
+        """A sign-in finished (its tokens are on flash): the profile, then a sync."""
         self.sign_in_again = False
         self.user_signed_out = False
         log("sign-in: signed in")
         await self.load_user()
+        if self.settings.get("sync_on_sign_in", True):
+            self.start_sync()
 
     async def load_user(self):
         try:
@@ -164,6 +151,7 @@ class Pedal:
             "signed_in": self.session.signed_in,
             "user": self.user,
             "message": "sign in again" if self.sign_in_again and not self.session.signed_in else None,
+            "sign_in": self.signins.status(),
             "active": library.active,
             "model_count": len(library.models),
             "free_bytes": free,
@@ -222,7 +210,7 @@ class Pedal:
 
 
 def start(settings):
-    from . import portal, serial, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
+    from . import portal, serial, signin, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
 
     gc.collect()
     code_bytes = gc.mem_alloc()  # bytecode on the unix port; frozen in flash on a board
@@ -248,7 +236,7 @@ def boot():
     settings = {
         "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
         "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
-        "address": host,
+        "address": host, "client_id": config.get("client_id"), "dialect": config.get("dialect"),
     }
     try:
         start(settings)

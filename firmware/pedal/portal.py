@@ -2,9 +2,13 @@
 
     GET  /                       the page (phone-sized)
     GET  /status.json            the same status as JSON
-    GET  /signin                 redirect to TONE3000's OTP-only sign-in, back to /callback/<nonce>
+    GET  /signin                 redirect to TONE3000's sign-in (pedal.signin): today's OAuth
+                                 with the pedal's own address as redirect_uri (the LAN
+                                 relay), or the seed's OTP-only sign-in
+    GET  /callback?code&state    today's answer: redeem the code (tokens on flash), back to /
     GET  /callback/<nonce>?api_key=...
-                                 exchange the key for tokens (stored on flash), back to /
+                                 the seed's answer: exchange the key, back to /
+    POST /signin/device          a sign-in with a code shown here (the device grant)
     POST /sync                   start a sync (202; 409 when one runs; 401 signed out)
     POST /models/<id>/activate   make a model the active one
     POST /models/<id>/delete     delete a model
@@ -13,9 +17,9 @@
 Forms post and get a 303 back to `/`; a client asking for JSON (Accept) gets JSON.
 
 Two guards, because any web page the user visits can send their browser to the pedal:
-the callback only accepts the nonce of a sign-in this page started (single use, 15
-minutes), so nobody can link the pedal to their own account; and a POST whose Origin
-names another site is refused (403).
+a callback is accepted only with the state (or nonce) of a sign-in this page started
+(single use, 15 minutes, a few at once), so nobody can link the pedal to their own
+account; and a POST whose Origin names another site is refused (403).
 """
 
 import json
@@ -65,6 +69,8 @@ def page(pedal, notice=None):
     yield ('<!doctype html><html><head><meta charset="utf-8">'
            '<meta name="viewport" content="width=device-width,initial-scale=1">'
            "<title>tonebridge pedal</title><style>")
+    if status["sign_in"]["device"]:
+        yield '</style><meta http-equiv="refresh" content="5"><style>'  # until the code was entered
     yield _STYLE
     yield "</style></head><body><h1>tonebridge</h1><p>%s</p>" % esc(status["board"])
     if notice:
@@ -75,7 +81,22 @@ def page(pedal, notice=None):
     else:
         if status["message"]:
             yield '<p class="e">TONE3000 needs you to sign in again.</p>'
-        yield '<p><a class="b p" href="/signin">Sign in with TONE3000</a></p>'
+        sign_in = status["sign_in"]
+        device = sign_in["device"]
+        if device:
+            yield ("<p>On a phone or computer, open <b>%s</b> and enter the code</p><p><b style=\"font-size:1.6em;"
+                   "letter-spacing:.1em\">%s</b></p><p>This page updates when you are done.</p>"
+                   % (esc(device["verification_uri"]), esc(device["user_code"])))
+        elif sign_in["mode"] == "no-key":
+            yield ('<p class="e">This pedal has no TONE3000 app key yet: put "client_id" (a publishable key '
+                   'from TONE3000, Settings, API Keys) in its config.json.</p>')
+        else:
+            if sign_in["error"]:
+                yield '<p class="e">Sign-in failed: %s</p>' % esc(sign_in["error"])
+            yield '<p><a class="b p" href="/signin">Sign in with TONE3000</a></p>'
+            if sign_in["mode"] == "oauth":
+                yield ('<form method="post" action="/signin/device"><button>Sign in with a code</button></form>'
+                       "<p>(for a phone that is not on this pedal's network)</p>")
     sync = status["sync"]
     if sync:
         line = "Sync: " + sync["state"]
@@ -149,32 +170,47 @@ def make_app(pedal):
 
     @app.get("/signin")
     async def signin(request):
-        host = request.headers.get("Host") or pedal.settings.get("address") or "192.168.4.1"
-        return Response.redirect(pedal.sign_in_url("http://%s/callback/%s" % (host, pedal.new_nonce())), 302)
+        try:
+            return Response.redirect(pedal.signins.start(), 302)
+        except ToneError as exc:
+            return html(page(pedal, str(exc)), 400)
 
-    @app.get("/callback")
-    async def stray_callback(request):
-        return html(page(pedal, "That sign-in link is not from this pedal; use Sign in below."), 400)
+    @app.post("/signin/device")
+    async def signin_device(request):
+        try:
+            pedal.signins.start_device()
+        except ToneError as exc:
+            return html(page(pedal, str(exc)), 400)
+        if _wants_json(request):
+            return {"started": True}, 202
+        return Response.redirect("/", 303)
 
-    @app.get("/callback/<nonce>")
-    async def callback(request, nonce):
-        if not pedal.take_nonce(nonce):
-            log("sign-in: refused a callback this pedal did not ask for")
-            return html(page(pedal, "That sign-in link is not from this pedal, or it expired; use Sign in below."),
+    async def _finish(request, key, names):
+        flow = pedal.signins.take(key or "")
+        if flow is None:
+            log("sign-in: refused an answer to a sign-in this pedal did not start")
+            return html(page(pedal, "That sign-in answer is not from this pedal, or it expired; use Sign in below."),
                         400)
         params = {}
-        for name in ("api_key", "error", "error_description", "message"):
+        for name in names:
             value = request.args.get(name)
             if value is not None:
                 params[name] = value
         try:
-            await pedal.sign_in(params)
+            await pedal.signins.finish(flow, params)
         except ToneError as exc:
             log("sign-in: failed: %s" % exc)
             return html(page(pedal, "Sign-in failed: %s" % exc), 400)
-        if pedal.settings.get("sync_on_sign_in", True):
-            pedal.start_sync()
         return Response.redirect("/", 303)
+
+    @app.get("/callback")
+    async def callback(request):
+        return await _finish(request, request.args.get("state"),
+                             ("code", "state", "error", "error_description", "canceled"))
+
+    @app.get("/callback/<nonce>")
+    async def callback_v1(request, nonce):
+        return await _finish(request, nonce, ("api_key", "error", "error_description", "message"))
 
     @app.post("/sync")
     async def sync(request):

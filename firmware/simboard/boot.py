@@ -26,6 +26,11 @@ Environment:
     TONEBRIDGE_SERIAL   optional: "0" to leave the console alone (no USB link service)
     TONEBRIDGE_LINK     optional: the link settings to announce: "pty" (default), or
                         "uart" behind the link emulator's model of a 260-byte UART ring
+    TONEBRIDGE_CLIENT_ID
+                        optional: the app's publishable key for today's OAuth sign-in
+    TONEBRIDGE_DIALECT  optional: "current" (default) or "v1" (the seed's OTP sign-in)
+    TONEBRIDGE_ADDRESS  optional: the pedal's own address on its "Wi-Fi" (default: the
+                        portal's host); the LAN relay's redirect_uri is built from it
     TONEBRIDGE_GC_THRESHOLD
                         optional: gc.threshold() in bytes, so that mem_alloc() stays
                         close to the live data (the memory benchmark)
@@ -114,6 +119,9 @@ def settings_from_env():
         "serial": os.getenv("TONEBRIDGE_SERIAL") != "0",
         "serial_kind": "pty",
         "serial_link": os.getenv("TONEBRIDGE_LINK") or "pty",
+        "client_id": os.getenv("TONEBRIDGE_CLIENT_ID") or None,
+        "dialect": os.getenv("TONEBRIDGE_DIALECT") or None,
+        "address": os.getenv("TONEBRIDGE_ADDRESS") or host,
         "on_interrupt": interactive,
         "on_serial_start": nonblocking,
     }

@@ -105,7 +105,10 @@ def _describe(code, description):
 
 
 class OAuthFlow(SignInFlow):
-    """What both OAuth flows share: the token endpoint, its errors, the refresh."""
+    """What both OAuth flows share: the token endpoint, its errors, the refresh (a
+    session's refreshes need only this)."""
+
+    name = "oauth"
 
     def __init__(self, api_base, client_id):
         self.api_base = api_base.rstrip("/")

@@ -55,7 +55,8 @@ def test_boot_joins_the_configured_wifi_and_loads_the_ca_roots(lib, tmp_path):
 
     der = ssl.PEM_cert_to_DER_cert(der.decode())
     port = free_port()
-    config = b'{"wifi": {"ssid": "HomeNet", "password": "secret"}, "api": "http://127.0.0.1:9/api/v1", "port": %d}' % port
+    config = (b'{"wifi": {"ssid": "HomeNet", "password": "secret"}, "api": "http://127.0.0.1:9/api/v1", "port": %d, '
+              b'"client_id": "t3k_pub_mine"}' % port)
     flash = tmp_path / "flash.img"
     flash_with(str(flash), {"config.json": config, "ca/test-root.der": der})
     with boot(lib, flash, port) as pedal:
@@ -65,9 +66,11 @@ def test_boot_joins_the_configured_wifi_and_loads_the_ca_roots(lib, tmp_path):
         assert "tls: CA file /flash/ca/missing.der is missing" in console  # named, not fatal
         status = httpx.get(pedal.portal_url + "status.json", timeout=10).json()
         assert status["board"] == "unix_sim" and status["signed_in"] is False
-        # the sign-in link sends the phone back to the address the phone used
-        location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
-        assert location.startswith("http://127.0.0.1:9/api/v1/auth?")
+        # the sign-in (the LAN relay) brings the phone back to the pedal's own station
+        # address, never to the Host the request named
+        location = httpx.get(pedal.portal_url + "signin", headers={"Host": "evil.example"}, timeout=10).headers["location"]
+        assert location.startswith("http://127.0.0.1:9/api/v1/oauth/authorize?client_id=t3k_pub_mine&")
+        assert "redirect_uri=http%%3A%%2F%%2F10.0.0.7%%3A%d%%2Fcallback&" % port in location
 
 
 def test_without_wifi_the_pedal_opens_its_own_access_point(lib, tmp_path):

@@ -31,11 +31,12 @@ def pedal_for(emulator, flash, lib, **env):
 
 
 def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib, tmp_path):
+    """The seed's OTP sign-in against a TONE3000 API v1 service (today's: test_pedal_signin)."""
     # Two boots sync within a minute, each pacing itself from scratch: together they come
     # close to the service's 100 requests a minute.  Not a rate-limit test.
-    configure(emulator.base_url, rate_limit=100000)
+    configure(emulator.base_url, rate_limit=100000, dialect="v1")
     flash = tmp_path / "flash.img"
-    with pedal_for(emulator, flash, lib) as pedal:
+    with pedal_for(emulator, flash, lib, TONEBRIDGE_DIALECT="v1") as pedal:
         pedal.start()
         before = status(pedal)
         assert before["signed_in"] is False and before["models"] == [] and before["board"] == "unix_sim"
@@ -98,7 +99,7 @@ def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib
         assert not [name for name in files if name.startswith("%d-" % first)]  # the file is gone too
 
     # a restart on the same flash: still signed in; the sync fetches only what is missing
-    with pedal_for(emulator, flash, lib) as pedal:
+    with pedal_for(emulator, flash, lib, TONEBRIDGE_DIALECT="v1") as pedal:
         pedal.start()
         again = wait_status(pedal, sync_finished, 120, "finished sync")
         assert again["signed_in"] and again["sync"]["installed"] == 1, again["sync"]  # the deleted one
@@ -359,7 +360,7 @@ def test_tokens_are_refreshed_before_expiry_and_the_rotated_pair_is_on_flash(emu
         done = wait_status(pedal, sync_finished, 120, "sync")
         assert done["sync"]["state"] == "done" and done["signed_in"]
         console = "\n".join(pedal.console_lines())
-    refreshes = [r for r in request_log(emulator.base_url) if r["path"] == "/api/v1/auth/session/refresh"]
+    refreshes = [r for r in request_log(emulator.base_url) if r["path"] == "/api/v1/oauth/token"][1:]  # after the sign-in
     assert refreshes and all(r["status"] == 200 for r in refreshes)
     stored = json.loads(read(mount(str(flash)), "session.json"))
     assert stored["access_token"] not in console and stored["refresh_token"] not in console

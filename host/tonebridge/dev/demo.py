@@ -12,9 +12,9 @@
 4. `tonebridge download` of a few models of different kinds, one of them cut off
    mid-transfer by the emulator and resumed;
 5. the pedal: a simulated pedal (the real firmware on the MicroPython unix port, its
-   flash a littlefs image) signs in through its own web page - the demo plays the
-   phone again - and syncs the favorites over "Wi-Fi"; the image is then read on the
-   host and every model on it verified;
+   flash a littlefs image) signs in through its own web page with TONE3000's LAN relay
+   - the demo plays the phone again - and syncs the favorites over "Wi-Fi"; the image
+   is then read on the host and every model on it verified;
 6. USB: the same pedal behind an emulated 921600-baud UART (its 260-byte receive ring
    modelled): `tonebridge pedal info`, `pedal sync` (all up to date), a push whose
    cable is pulled half-way and that resumes, `pedal ls`, `pedal rm`;
@@ -41,6 +41,7 @@ from tonebridge.dev import phone
 from tonebridge.dev.emulator.oauth import DEMO_CLIENT_ID
 
 EMAIL = "demo@example.com"
+LAN_ADDRESS = "10.77.0.2"  # the simulated pedal's address on its "Wi-Fi"
 
 
 def banner(text):
@@ -118,7 +119,7 @@ def code_reader(emulator, type_code):
 def login(env, emulator, type_code, *flags):
     """Run `tonebridge login --no-browser` and play the browser's part."""
     cmd = [sys.executable, "-m", "tonebridge", "login", "--no-browser", *flags]
-    print("$ tonebridge login --no-browser %s" % " ".join(flags), flush=True)
+    print("$ " + " ".join(["tonebridge", "login", "--no-browser", *flags]), flush=True)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     auth_prefix = emulator.base_url + ("/api/v1/auth?" if "--otp" in flags else "/api/v1/oauth/authorize?")
     start_url = None
@@ -207,7 +208,9 @@ def pedal_part(emulator, out, type_code):
 
     flash = os.path.join(out, "pedal-flash.img")
     console = os.path.join(out, "pedal-console.log")
-    pedal = SimulatedPedal(emulator.base_url + "/api/v1", flash, log=console)
+    # The pedal's "Wi-Fi" address: the LAN relay sends the phone back there (the demo's
+    # phone reaches it on loopback, as a phone on the pedal's network would directly).
+    pedal = SimulatedPedal(emulator.base_url + "/api/v1", flash, log=console, env={"TONEBRIDGE_ADDRESS": LAN_ADDRESS})
     with pedal:
         pedal.start()
         print("serial: %s" % pedal.serial_path)
@@ -221,9 +224,12 @@ def pedal_part(emulator, out, type_code):
                   % (pedal.heap // 1024))
         print("  [phone] opening %ssignin (the pedal's 'Sign in with TONE3000' button)" % pedal.portal_url, flush=True)
         location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
-        print("  [phone] the pedal sends the phone to TONE3000's OTP-only sign-in: %s..." % location[:72], flush=True)
-        print("  [phone] typing %s" % EMAIL, flush=True)
-        landed = phone.sign_in(location, EMAIL, code_reader(emulator, type_code))
+        print("  [phone] the pedal sends the phone to TONE3000's sign-in (OAuth, PKCE) with its own address %s "
+              "as the way back: %s..." % (LAN_ADDRESS, location[:60]), flush=True)
+        print("  [phone] typing %s, allowing tonebridge; TONE3000's LAN relay brings the phone back" % EMAIL,
+              flush=True)
+        landed = phone.sign_in(location, EMAIL, code_reader(emulator, type_code),
+                               hosts={LAN_ADDRESS: "127.0.0.1"})
         print("  [phone] back on the pedal's page (%s, HTTP %d); the pedal stored its tokens in flash"
               % (landed.url, landed.status_code), flush=True)
         banner("The pedal syncs your favorites over 'Wi-Fi'")

@@ -115,7 +115,8 @@ def outbox_code(emulator_base, email, after=0.0, timeout_s=10.0, verify=True):
     return read
 
 
-def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True, verify=True, consent="allow"):
+def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True, verify=True, consent="allow",
+            hosts=None):
     """Open `start_url`, submit `email`, type the code `read_code()` returns, and answer
     the consent page (today's OAuth sign-in has one) with `consent` ("allow"/"deny").
 
@@ -124,11 +125,15 @@ def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True
         the app's redirect_url (the callback), or, with follow_to_callback False, the
         redirect that leaves the sign-in service (its Location holds api_key, or code
         and state).  Redirects within the service (the LAN relay's bridge) are followed.
+        `hosts` maps host names to the addresses the phone reaches them at ({"10.77.0.2":
+        "127.0.0.1"}: the simulated pedal's "Wi-Fi" address is on loopback), like a
+        phone on the pedal's network.
     Raises:
         PhoneError: a page had no usable form, or the code was refused.
     """
     service = _origin(start_url)
     with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as http:
+        http.hosts = hosts or {}
         page = _follow(http, http.get(start_url), service, follow_to_callback)
         done = _prove_email(http, page, email, read_code, service, follow_to_callback, consent)
         if not follow_to_callback and not done.is_redirect:
@@ -145,6 +150,7 @@ def activate(verification_uri, user_code, email, read_code, timeout_s=15.0, veri
     """
     service = _origin(verification_uri)
     with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as http:
+        http.hosts = {}
         page = http.get(verification_uri)
         form, field = _find_form(parse_forms(page.text), "user_code")
         if form is None:
@@ -173,6 +179,16 @@ def _prove_email(http, page, email, read_code, service, follow, consent):
     return _follow(http, done, service, follow)
 
 
+def _reach(http, url):
+    """`url` with its host replaced by the address the phone reaches it at (http.hosts)."""
+    parts = urllib.parse.urlsplit(url)
+    address = http.hosts.get(parts.hostname)
+    if address is None:
+        return url
+    netloc = address + (":%d" % parts.port if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 def _origin(url):
     parts = urllib.parse.urlsplit(url)
     return "%s://%s" % (parts.scheme, parts.netloc)
@@ -186,7 +202,7 @@ def _follow(http, response, service, follow):
         target = urllib.parse.urljoin(str(response.url), response.headers["location"])
         if not follow and _origin(target) != service:
             break
-        response = http.get(target)
+        response = http.get(_reach(http, target))
         hops += 1
     return response
 

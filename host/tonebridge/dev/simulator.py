@@ -54,6 +54,7 @@ import tty
 
 from tonecore.errors import UsageError
 
+from tonebridge.dev import EMULATOR_CLIENT_ID
 from tonebridge.dev.simsetup import (
     DEFAULT_BOARD,
     SimError,
@@ -213,6 +214,7 @@ class SimulatedPedal:
             "TONEBRIDGE_BOARD": self.board,
             "TONEBRIDGE_HOST_PYTHON": sys.executable,  # sets O_NONBLOCK on its stdin (simboard.boot)
         })
+        env.setdefault("TONEBRIDGE_CLIENT_ID", EMULATOR_CLIENT_ID)  # the emulator's demo app
         env.pop("TONEBRIDGE_CA", None)
         if self.ca:
             env["TONEBRIDGE_CA"] = self.ca

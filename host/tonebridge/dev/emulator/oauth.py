@@ -35,11 +35,13 @@ from typing import Optional
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.routing import Route
 
+from tonebridge.dev import EMULATOR_CLIENT_ID
+
 from . import pages
 from .credentials import TokenError
 from .signin import add_params, form_fields, html
 
-DEMO_CLIENT_ID = "t3k_pub_tonebridge_demo"
+DEMO_CLIENT_ID = EMULATOR_CLIENT_ID
 DEMO_CLIENT_NAME = "tonebridge"
 DEMO_REGISTERED = ("https://tonebridge.invalid/callback",)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
