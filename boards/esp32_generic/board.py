@@ -32,6 +32,9 @@ PINS = {"footswitch": 0, "led": 2, "display_sda": 21, "display_scl": 22}
 
 # Only the small NAM architectures run in real time on one 240 MHz Xtensa core.
 FORMATS = {"nam": ("nano", "feather"), "ir": "*"}
+# NAM architectures it runs (tonecore.records.ARCHITECTURES): A1 only; A2 needs the S3's
+# vector unit and PSRAM.  "custom" models are filtered by size class (FORMATS).
+NAM_ARCHITECTURES = ("1", "custom")
 # A quarter of the 2 MB filesystem: room for several models next to the firmware and a
 # download's .part file.  A nano/feather .nam is well under 200 KB; a 1 s 48 kHz 24-bit IR
 # is ~144 KB.

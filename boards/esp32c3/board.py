@@ -32,6 +32,8 @@ PINS = {"footswitch": 9, "led": 8, "display_sda": 4, "display_scl": 5}
 
 # One 160 MHz RISC-V core without an FPU: the nano NAM and convolution with an IR only.
 FORMATS = {"nam": ("nano",), "ir": "*"}
+# NAM architectures it runs (tonecore.records.ARCHITECTURES): A1 only.
+NAM_ARCHITECTURES = ("1", "custom")
 # A quarter of the 2 MB filesystem, as on the ESP32.
 MAX_MODEL_BYTES = 512 * 1024
 

@@ -34,6 +34,8 @@ FORMATS = {
     "aida-x": "*",
     "ir": "*",
 }
+# NAM architectures it runs (tonecore.records.ARCHITECTURES): A1 and A2.
+NAM_ARCHITECTURES = ("1", "2", "custom")
 # A third of the 6 MB filesystem; a standard .nam is ~300-400 KB of JSON.
 MAX_MODEL_BYTES = 2 * 1024 * 1024
 

@@ -23,6 +23,8 @@ PINS = {}
 
 # The simulator plays nothing: it stores whatever a real pedal might.
 FORMATS = {"nam": "*", "ir": "*", "aida-x": "*", "proteus": "*", "aa-snapshot": "*"}
+# NAM architectures it runs: all of them.
+NAM_ARCHITECTURES = ("1", "2", "custom")
 # Larger than FS_BYTES on purpose: on the simulator the free-space check, not this limit,
 # is what refuses a file too big for the flash (so a test can reach "flash full").
 MAX_MODEL_BYTES = 32 * 1024 * 1024

@@ -107,6 +107,7 @@ class SignIns:
         except BaseException:
             pedal.session.flow = old
             raise
+        pedal.session.flow = self.refresh_flow(flow.name, getattr(flow, "client_id", None))  # verifier etc. go
         await pedal.signed_in()
 
     # -- the device grant -------------------------------------------------------------

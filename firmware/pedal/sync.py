@@ -14,7 +14,7 @@ import time
 from tonecore.download import DownloadPlan
 from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequired, ToneError
 from tonecore.records import Pager
-from tonecore.syncpolicy import CURRENT, SKIP, SyncPolicy
+from tonecore.syncpolicy import SKIP, UP_TO_DATE, SyncPolicy
 
 from .console import log
 from .library import BYTES, NAME, LibraryFull, TooLarge
@@ -36,8 +36,10 @@ class Sync:
         self.current = None  # {"id", "name", "bytes", "total"} of the download in progress
         self.error = None
         self.started_ms = time.ticks_ms()
-        self.policy = SyncPolicy(pedal.board.FORMATS, pedal.library.max_model_bytes)
+        self.policy = SyncPolicy(pedal.board.FORMATS, pedal.library.max_model_bytes,
+                                 getattr(pedal.board, "NAM_ARCHITECTURES", None))
         self.peak_alloc = 0
+        self.peak_where = None
         self.model_peak = 0
         self.seen = []  # ids of the runnable models listed: their .part files are kept
         # (model id, bytes, ms, peak mem_alloc) per download, when the pedal keeps stats
@@ -51,13 +53,14 @@ class Sync:
         }
 
     def _page_read(self):
-        self._note_memory()
+        self._note_memory("listing tones")
         gc.collect()
 
-    def _note_memory(self):
+    def _note_memory(self, where="downloading"):
         used = gc.mem_alloc()
         if used > self.peak_alloc:
             self.peak_alloc = used
+            self.peak_where = where
         if used > self.model_peak:
             self.model_peak = used
 
@@ -99,7 +102,7 @@ class Sync:
         finally:
             self.current = None
             gc.collect()
-            log("sync: peak heap in use %d bytes" % self.peak_alloc)
+            log("sync: peak heap in use %d bytes (%s)" % (self.peak_alloc, self.peak_where))
 
     async def _tones(self):
         pedal = self.pedal
@@ -108,46 +111,46 @@ class Sync:
     async def _tone(self, tone_id, platform):
         pedal = self.pedal
         library = pedal.library
-        pager = Pager(MODELS_PAGE)
-        while not pager.done:
-            page = await pedal.driver.run_async(pedal.client.models_page(tone_id, pager))
-            todo = []
-            for model in page.items:
-                verdict = self.policy.decide(platform, model, library.installed_version(model.id))
-                if verdict == SKIP:
-                    continue
-                self.seen.append(model.id)
-                if verdict == CURRENT:
-                    self.skipped += 1
-                    continue
-                todo.append({
-                    "id": model.id, "tone_id": tone_id, "name": model.name, "platform": platform,
-                    "size": model.size, "updated_at": model.updated_at, "url": model.model_url,
-                    "filename": model.filename,
-                })
-            page = model = None
-            gc.collect()
-            for info in todo:
-                await self._install(info)
+        for architecture in self.policy.listings(platform, pedal.client.dialect):  # one coroutine: little heap
+            pager = Pager(MODELS_PAGE)
+            while not pager.done:
+                page = await pedal.driver.run_async(pedal.client.models_page(tone_id, pager, architecture))
+                todo = []
+                for model in page.items:
+                    verdict = self.policy.decide(platform, model, library.installed_version(model.id))
+                    if verdict == SKIP:
+                        continue
+                    self.seen.append(model.id)
+                    if verdict == UP_TO_DATE:
+                        self.skipped += 1
+                        continue
+                    # a tuple, not a dict: up to a page of these wait while the first installs
+                    todo.append((model.id, model.name, model.size, model.updated_at, model.model_url,
+                                 model.filename))
+                page = model = None
+                gc.collect()
+                for item in todo:
+                    await self._install(tone_id, platform, item)
+                todo = None
 
-    async def _install(self, info):
+    async def _install(self, tone_id, platform, item):
         pedal = self.pedal
-        model_id = info["id"]
-        plan = DownloadPlan(info["url"], info["filename"])
-        part = pedal.library.open_part(model_id, {"id": model_id, "updated_at": info["updated_at"]}, plan,
-                                       pedal.http.buf)
+        model_id, name, size, updated_at, url, filename = item
+        plan = DownloadPlan(url, filename)
+        part = pedal.library.open_part(model_id, {"id": model_id, "updated_at": updated_at}, plan, pedal.http.buf)
         if part.size:
             log("sync: model %d: resuming at %d bytes" % (model_id, part.size))
-        self.current = {"id": model_id, "name": info["name"], "bytes": part.size, "total": None}
+        self.current = {"id": model_id, "name": name, "bytes": part.size, "total": None}
         sink = _Progress(part, plan, self)
         self.model_peak = 0
         started = time.ticks_ms()
         try:
             sha = await pedal.driver.run_async(pedal.client.download(plan, sink, "model %d" % model_id))
-            entry = part.install(info, sha)
+            entry = part.install({"tone_id": tone_id, "name": name, "platform": platform, "size": size,
+                                  "updated_at": updated_at, "filename": filename}, sha)
             elapsed = time.ticks_diff(time.ticks_ms(), started)
             self.installed += 1
-            self._note_memory()
+            self._note_memory("installing")
             if self.stats is not None:
                 self.stats.append((model_id, entry[BYTES], elapsed, self.model_peak))
             log("sync: model %d installed: %s (%d bytes in %d ms, sha256 %s)"
@@ -171,7 +174,7 @@ class Sync:
             part.close()  # the .part stays for the next sync to resume
             raise
         finally:
-            self._note_memory()
+            self._note_memory("after a download")
             self.current = None
 
 

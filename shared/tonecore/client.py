@@ -348,9 +348,10 @@ class Client:
         """Every tone of a list (walks all pages) -> list of Tone."""
         return (yield from self._every(self.tones_page, which, page_size))
 
-    def all_models(self, tone_id, page_size=100):
-        """Every model of a tone -> list of Model."""
-        return (yield from self._every(self.models_page, tone_id, page_size))
+    def all_models(self, tone_id, page_size=100, architecture=None):
+        """Every model of a tone (of one `architecture`, see models_page) -> list of Model."""
+        return (yield from self._every(lambda key, pager: self.models_page(key, pager, architecture), tone_id,
+                                       page_size))
 
     def _every(self, page_call, key, page_size):
         """All items of a listing: `page_call(key, pager)` page after page."""

@@ -14,6 +14,7 @@ GEARS = ("amp", "full-rig", "pedal", "outboard", "ir")
 PLATFORMS = ("nam", "ir", "aida-x", "aa-snapshot", "proteus")
 LICENSES = ("t3k", "cc-by", "cc-by-sa", "cc-by-nc", "cc-by-nc-sa", "cc-by-nd", "cc-by-nc-nd", "cco")
 SIZES = ("standard", "lite", "feather", "nano", "custom")
+ARCHITECTURES = ("1", "2", "custom")  # NAM architecture versions (today's service)
 
 MAX_PAGE_SIZE = 100
 

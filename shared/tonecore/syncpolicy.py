@@ -3,8 +3,11 @@ and the host's `tonebridge pedal sync` (host/tonebridge/cli/pedal.py).
 
     sources       the user's favorited and created tones (SOURCES), each tone once
     board filter  a platform and size class the board runs (formats.runnable over its
-                  FORMATS), and a file no larger than its MAX_MODEL_BYTES
-                  (formats.fits: known only once the download has a length)
+                  FORMATS), a NAM architecture it runs (its NAM_ARCHITECTURES; today's
+                  service lists A2 models only when asked, one architecture a request:
+                  `listings()` says which requests to make), and a file no larger than
+                  its MAX_MODEL_BYTES (formats.fits: known only once the download has
+                  a length)
     needs update  a model the pedal lacks, or whose `updated_at` differs from the one
                   of the copy it has (models are matched by id)
 
@@ -19,7 +22,7 @@ SOURCES = ("favorited", "created")
 
 # what to do with one listed model (SyncPolicy.decide)
 SKIP = 0  # the board cannot run its platform or size class
-CURRENT = 1  # the pedal has this version
+UP_TO_DATE = 1  # the pedal has this version
 INSTALL = 2  # the pedal lacks it, or has another version
 
 
@@ -30,11 +33,22 @@ class SyncPolicy:
         formats: the board's FORMATS ({platform: size classes or "*"}); None: a board
             whose facts are unknown, which is assumed to run everything.
         max_model_bytes: the board's MAX_MODEL_BYTES (None: no limit).
+        architectures: the board's NAM_ARCHITECTURES (None: A1 and custom, the
+            service's default listing).
     """
 
-    def __init__(self, formats, max_model_bytes=None):
+    def __init__(self, formats, max_model_bytes=None, architectures=None):
         self.formats = formats
         self.max_model_bytes = max_model_bytes
+        self.architectures = architectures or ("1", "custom")
+
+    def listings(self, platform, dialect):
+        """The `architecture` of each models request for a tone of `platform`: None (the
+        default listing: A1, custom and the formats without one), then "2" when the
+        board runs A2 and the service takes the filter."""
+        if platform == "nam" and dialect.architectures and "2" in self.architectures:
+            return (None, "2")
+        return (None,)
 
     def runs(self, platform, size=None):
         """True when the board runs `platform` (in the size class `size`, when given)."""
@@ -75,7 +89,7 @@ class SyncPolicy:
         return pairs
 
     def decide(self, platform, model, installed):
-        """SKIP, CURRENT or INSTALL for `model`, a model of a tone of `platform`.
+        """SKIP, UP_TO_DATE or INSTALL for `model`, a model of a tone of `platform`.
 
         Args:
             installed: the `updated_at` of the pedal's copy ("" when it has none
@@ -83,6 +97,9 @@ class SyncPolicy:
         """
         if not self.runs(platform, model.size):
             return SKIP
+        version = model.architecture_version
+        if version is not None and version not in self.architectures:
+            return SKIP
         if installed is not None and installed == (model.updated_at or ""):
-            return CURRENT
+            return UP_TO_DATE
         return INSTALL

@@ -47,7 +47,7 @@ import tempfile
 import time
 
 from tests.bench.link import measure_link
-from tonebridge.dev import demo
+from tonebridge.dev import EMULATOR_CLIENT_ID, demo
 from tonebridge.api.downloads import download, file_sha256, find_model
 from tonebridge.api.token_store import TokenStore
 from tonebridge.api.transport import Connection
@@ -321,7 +321,8 @@ def run_all(work):
     emulator = demo.Emulator("--rate-limit", "0", "--bench-files")
     try:
         home = os.path.join(work, "home")
-        env = dict(os.environ, TONEBRIDGE_HOME=home, TONEBRIDGE_API=emulator.base_url)
+        env = dict(os.environ, TONEBRIDGE_HOME=home, TONEBRIDGE_API=emulator.base_url,
+                   TONEBRIDGE_CLIENT_ID=EMULATOR_CLIENT_ID)
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for the JSON only
             demo.login(env, emulator, type_code=False)
         store = TokenStore(home)

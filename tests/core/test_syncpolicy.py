@@ -5,7 +5,7 @@ import unittest
 
 from fakes import json_response, signed_in
 from tonecore.records import Model
-from tonecore.syncpolicy import CURRENT, INSTALL, SKIP, SOURCES, SyncPolicy
+from tonecore.syncpolicy import INSTALL, SKIP, SOURCES, UP_TO_DATE, SyncPolicy
 from tonecore.urls import parse_query, split_url
 
 PLATFORM = {1: "nam", 2: "ir", 3: "aida-x", 4: "nam", 5: "proteus", 6: "ir", 7: "nam"}
@@ -71,8 +71,30 @@ class DecideTest(unittest.TestCase):
 
     def test_needs_update_by_updated_at(self):
         policy = SyncPolicy(BOARD)
-        self.assertEqual(policy.decide("ir", model("standard"), "2026-02-01T00:00:00Z"), CURRENT)
+        self.assertEqual(policy.decide("ir", model("standard"), "2026-02-01T00:00:00Z"), UP_TO_DATE)
         self.assertEqual(policy.decide("ir", model("standard"), "2026-01-01T00:00:00Z"), INSTALL)  # changed
         self.assertEqual(policy.decide("ir", model("standard"), None), INSTALL)  # missing
-        self.assertEqual(policy.decide("ir", model("standard", None), ""), CURRENT)  # neither side says
+        self.assertEqual(policy.decide("ir", model("standard", None), ""), UP_TO_DATE)  # neither side says
         self.assertEqual(policy.decide("ir", model("standard", None), "2026-02-01T00:00:00Z"), INSTALL)
+
+
+class ArchitectureTest(unittest.TestCase):
+    def test_a2_is_asked_for_only_where_the_board_runs_it_and_the_service_knows_it(self):
+        from tonecore.dialect import CURRENT as TODAY, V1
+
+        a1_board = SyncPolicy(BOARD)
+        s3 = SyncPolicy(BOARD, None, ("1", "2", "custom"))
+        self.assertEqual(a1_board.listings("nam", TODAY), (None,))
+        self.assertEqual(s3.listings("nam", TODAY), (None, "2"))
+        self.assertEqual(s3.listings("ir", TODAY), (None,))
+        self.assertEqual(s3.listings("nam", V1), (None,))
+
+    def test_a_model_of_an_architecture_the_board_lacks_is_skipped(self):
+        a1_board = SyncPolicy({"nam": "*"})
+        a2 = Model({"id": 9, "name": "m", "model_url": "https://x/m.nam", "size": "nano",
+                    "architecture_version": "2", "updated_at": "u"})
+        a1 = Model({"id": 8, "name": "m", "model_url": "https://x/m.nam", "size": "nano",
+                    "architecture_version": "1", "updated_at": "u"})
+        self.assertEqual(a1_board.decide("nam", a2, None), SKIP)
+        self.assertEqual(a1_board.decide("nam", a1, None), INSTALL)
+        self.assertEqual(SyncPolicy({"nam": "*"}, None, ("1", "2")).decide("nam", a2, None), INSTALL)

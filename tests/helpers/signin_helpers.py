@@ -16,7 +16,7 @@ import time
 import httpx
 
 from tonebridge.dev import phone
-from tonebridge.api.token_store import TokenStore
+from tonebridge.api.token_store import Profile, TokenStore
 from tonebridge.api.transport import Connection
 from tonecore.auth import OtpSignIn, api_key_from_callback
 
@@ -52,13 +52,16 @@ def redirect_location(base_url, redirect_url, email=EMAIL):
     return browser_sign_in(start, base_url, email, follow_to_callback=False).headers["location"]
 
 
-def sign_in_home(base_url, home, email=EMAIL):
-    """Sign the CLI in for `home` (writes session.json) without a browser round trip.
+def sign_in_home(base_url, home, email=EMAIL, dialect="v1"):
+    """Sign the CLI in for `home` (writes session.json) without a browser round trip:
+    the seed's api_key flow (the emulator serves it in both dialects), the session then
+    spoken in `dialect`.
 
     Returns:
         the stored Tokens.
     """
     store = TokenStore(str(home))
+    store.profile = Profile("otp", None, dialect)
     with Connection(api_of(base_url), store, OtpSignIn(api_of(base_url), PLACEHOLDER_REDIRECT), load_tokens=False) as conn:
         return conn.run(conn.client.sign_in(fetch_api_key(base_url, email)))
 

@@ -125,7 +125,7 @@ def test_the_host_sync_and_the_pedal_sync_follow_one_policy(emulator, lib, tmp_p
         done = wait_status(pedal, sync_finished, 120, "sync")
         assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0, done["sync"]
         held = sorted(m["id"] for m in done["models"])
-        sign_in_home(emulator.base_url, tmp_path / "home")
+        sign_in_home(emulator.base_url, tmp_path / "home", dialect="current")  # A2 models too, as the pedal
         env = dict(os.environ, TONEBRIDGE_HOME=str(tmp_path / "home"), TONEBRIDGE_API=emulator.base_url,
                    TONEBRIDGE_CACHE=str(tmp_path / "cache"))
         host = subprocess.run([sys.executable, "-m", "tonebridge", "pedal", "sync", "--port", pedal.serial_path,

@@ -16,7 +16,7 @@ import os
 from tonecore.errors import UsageError
 from tonecore.formats import runnable
 from tonecore.linkprofile import KINDS
-from tonecore.records import PLATFORMS, SIZES
+from tonecore.records import ARCHITECTURES, PLATFORMS, SIZES
 
 from tonebridge import paths
 from tonebridge.boards import FirmwareError
@@ -77,6 +77,8 @@ FIELDS = {
     "PINS": (_is_pins, "a dict of name -> GPIO number"),
     "FORMATS": (_is_formats, "a dict of platform (%s) -> a tuple of size classes (%s) or \"*\""
                 % (", ".join(PLATFORMS), ", ".join(SIZES))),
+    "NAM_ARCHITECTURES": (lambda value: type(value) is tuple and value and all(a in ARCHITECTURES for a in value),
+                          "a tuple of NAM architecture versions (%s)" % ", ".join(ARCHITECTURES)),
     "MAX_MODEL_BYTES": (_is_count, "a byte count"),
     "CA_FILES": (_is_ca_files, "a tuple of .der file names"),
 }
@@ -128,6 +130,7 @@ class Board:
             "pins": dict(facts["PINS"]),
             "formats": {k: v if v == "*" else list(v) for k, v in facts["FORMATS"].items()},
             "max_model_bytes": facts["MAX_MODEL_BYTES"],
+            "nam_architectures": list(facts["NAM_ARCHITECTURES"]),
             "ca_files": list(facts["CA_FILES"]),
         }
 

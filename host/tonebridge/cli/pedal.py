@@ -23,7 +23,7 @@ import platformdirs
 from tonecore.errors import LinkBroken, ToneError, UsageError
 from tonecore.formats import platform_of
 from tonecore.records import MAX_PAGE_SIZE
-from tonecore.syncpolicy import CURRENT, SKIP, SyncPolicy
+from tonecore.syncpolicy import SKIP, UP_TO_DATE, SyncPolicy
 
 from tonebridge.cli import output
 from tonebridge.cli.common import EXIT_PEDAL
@@ -230,7 +230,7 @@ class PedalSync:
         self.board = pedal.info["board"]
         try:
             facts = load_board(self.board)
-            self.policy = SyncPolicy(facts.formats, facts.max_model_bytes)
+            self.policy = SyncPolicy(facts.formats, facts.max_model_bytes, facts.nam_architectures)
         except ToneError:
             self.policy = SyncPolicy(None)  # a board this host does not know: nothing is filtered out
         self.report = {"pushed": [], "up_to_date": [], "skipped": [], "failed": []}
@@ -240,12 +240,15 @@ class PedalSync:
         conn, policy, report = self.conn, self.policy, self.report
         installed = {m.id: m.updated_at or "" for m in self.pedal.models()[0]}  # as SyncPolicy.decide wants
         for tone_id, platform in conn.run(policy.tones(conn.client, MAX_PAGE_SIZE)):
-            for model in conn.run(conn.client.all_models(tone_id)):
+            models = [model for architecture in policy.listings(platform, conn.client.dialect)
+                      for model in conn.run(conn.client.all_models(tone_id, architecture=architecture))]
+            for model in models:
                 verdict = policy.decide(platform, model, installed.get(model.id))
                 if verdict == SKIP:
-                    report["skipped"].append({"id": model.id, "reason": "%s %s does not run on %s" % (
-                        platform, model.size, self.board)})
-                elif verdict == CURRENT:
+                    what = ("%s %s" % (platform, model.size) if not policy.runs(platform, model.size)
+                            else "NAM architecture %s" % model.architecture_version)
+                    report["skipped"].append({"id": model.id, "reason": "%s does not run on %s" % (what, self.board)})
+                elif verdict == UP_TO_DATE:
                     report["up_to_date"].append(model.id)
                 else:
                     self._install(tone_id, platform, model)
