@@ -237,6 +237,7 @@ def boot():
         "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
         "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
         "address": host, "client_id": config.get("client_id"), "dialect": config.get("dialect"),
+        "sync_downloaded": config.get("sync_downloaded", False),
     }
     try:
         start(settings)

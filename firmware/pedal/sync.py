@@ -37,7 +37,8 @@ class Sync:
         self.error = None
         self.started_ms = time.ticks_ms()
         self.policy = SyncPolicy(pedal.board.FORMATS, pedal.library.max_model_bytes,
-                                 getattr(pedal.board, "NAM_ARCHITECTURES", None))
+                                 getattr(pedal.board, "NAM_ARCHITECTURES", None),
+                                 pedal.settings.get("sync_downloaded") and pedal.client.dialect.oauth)
         self.peak_alloc = 0
         self.peak_where = None
         self.model_peak = 0

@@ -122,6 +122,7 @@ def settings_from_env():
         "client_id": os.getenv("TONEBRIDGE_CLIENT_ID") or None,
         "dialect": os.getenv("TONEBRIDGE_DIALECT") or None,
         "address": os.getenv("TONEBRIDGE_ADDRESS") or host,
+        "sync_downloaded": os.getenv("TONEBRIDGE_SYNC_DOWNLOADED") == "1",
         "on_interrupt": interactive,
         "on_serial_start": nonblocking,
     }

@@ -1,7 +1,8 @@
 """What a pedal should hold: one policy for the pedal's Wi-Fi sync (firmware/pedal/sync.py)
 and the host's `tonebridge pedal sync` (host/tonebridge/cli/pedal.py).
 
-    sources       the user's favorited and created tones (SOURCES), each tone once
+    sources       the user's favorited and created tones (SOURCES), each tone once, and
+                  optionally the tones they downloaded (today's service: DOWNLOADED)
     board filter  a platform and size class the board runs (formats.runnable over its
                   FORMATS), a NAM architecture it runs (its NAM_ARCHITECTURES; today's
                   service lists A2 models only when asked, one architecture a request:
@@ -19,6 +20,7 @@ from .formats import fits, runnable
 from .records import Pager
 
 SOURCES = ("favorited", "created")
+DOWNLOADED = "downloaded"  # an optional source, today's service only
 
 # what to do with one listed model (SyncPolicy.decide)
 SKIP = 0  # the board cannot run its platform or size class
@@ -35,9 +37,11 @@ class SyncPolicy:
         max_model_bytes: the board's MAX_MODEL_BYTES (None: no limit).
         architectures: the board's NAM_ARCHITECTURES (None: A1 and custom, the
             service's default listing).
+        downloaded: also the tones the user downloaded (today's service).
     """
 
-    def __init__(self, formats, max_model_bytes=None, architectures=None):
+    def __init__(self, formats, max_model_bytes=None, architectures=None, downloaded=False):
+        self.sources = SOURCES + (DOWNLOADED,) if downloaded else SOURCES
         self.formats = formats
         self.max_model_bytes = max_model_bytes
         self.architectures = architectures or ("1", "custom")
@@ -71,11 +75,11 @@ class SyncPolicy:
                 with their descriptions must fit its 8 KB buffer).
             on_page: a function called after each page (the pedal checks its heap).
         Returns:
-            [(tone id, platform)] of the tones of SOURCES whose platform the board
+            [(tone id, platform)] of the tones of its sources whose platform the board
             runs, each once, in listing order.
         """
         pairs = []
-        for which in SOURCES:
+        for which in self.sources:
             pager = Pager(page_size)
             while not pager.done:
                 page = yield from client.tones_page(which, pager)

@@ -98,3 +98,9 @@ class ArchitectureTest(unittest.TestCase):
         self.assertEqual(a1_board.decide("nam", a2, None), SKIP)
         self.assertEqual(a1_board.decide("nam", a1, None), INSTALL)
         self.assertEqual(SyncPolicy({"nam": "*"}, None, ("1", "2")).decide("nam", a2, None), INSTALL)
+
+
+class SourcesTest(unittest.TestCase):
+    def test_downloaded_is_an_optional_source(self):
+        self.assertEqual(SyncPolicy(BOARD).sources, ("favorited", "created"))
+        self.assertEqual(SyncPolicy(BOARD, downloaded=True).sources, ("favorited", "created", "downloaded"))

@@ -192,9 +192,10 @@ def cache_dir():
 @pedal_group.command()
 @port_options
 @click.option("--api", "api", metavar="URL", help="The TONE3000 API URL (as for the other commands).")
+@click.option("--downloaded", is_flag=True, help="Also the tones you downloaded on TONE3000 (today's service).")
 @json_option
 @click.pass_context
-def sync(ctx, port, baud, api, as_json):
+def sync(ctx, port, baud, api, downloaded, as_json):
     """Download here what the pedal's own sync would fetch, and push what it lacks."""
     from tonebridge.cli.common import open_connection
 
@@ -202,7 +203,7 @@ def sync(ctx, port, baud, api, as_json):
         ctx.find_root().meta["tonebridge.api"] = api  # as cli.api_option does
     with connect(port, baud) as pedal:
         with open_connection(ctx) as conn:
-            report = PedalSync(conn, pedal).run()
+            report = PedalSync(conn, pedal, downloaded).run()
     if as_json:
         output.emit_json(report)
     else:
@@ -222,7 +223,7 @@ class PedalSync:
         pedal: an open PedalLink.
     """
 
-    def __init__(self, conn, pedal):
+    def __init__(self, conn, pedal, downloaded=False):
         from tonebridge.boards.facts import load_board
 
         self.conn = conn
@@ -230,9 +231,9 @@ class PedalSync:
         self.board = pedal.info["board"]
         try:
             facts = load_board(self.board)
-            self.policy = SyncPolicy(facts.formats, facts.max_model_bytes, facts.nam_architectures)
+            self.policy = SyncPolicy(facts.formats, facts.max_model_bytes, facts.nam_architectures, downloaded)
         except ToneError:
-            self.policy = SyncPolicy(None)  # a board this host does not know: nothing is filtered out
+            self.policy = SyncPolicy(None, downloaded=downloaded)  # a board this host does not know: nothing filtered
         self.report = {"pushed": [], "up_to_date": [], "skipped": [], "failed": []}
 
     def run(self):
