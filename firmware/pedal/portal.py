@@ -85,8 +85,11 @@ def page(pedal, notice=None):
         device = sign_in["device"]
         if device:
             yield ("<p>On a phone or computer, open <b>%s</b> and enter the code</p><p><b style=\"font-size:1.6em;"
-                   "letter-spacing:.1em\">%s</b></p><p>This page updates when you are done.</p>"
+                   "letter-spacing:.1em\">%s</b></p>"
                    % (esc(device["verification_uri"]), esc(device["user_code"])))
+            for part in _qr(device["verification_uri_complete"] or device["verification_uri"]):
+                yield part
+            yield "<p>This page updates when you are done.</p>"
         elif sign_in["mode"] == "no-key":
             yield ('<p class="e">This pedal has no TONE3000 app key yet: put "client_id" (a publishable key '
                    'from TONE3000, Settings, API Keys) in its config.json.</p>')
@@ -127,6 +130,21 @@ def page(pedal, notice=None):
         yield '<form method="post" action="/models/%d/delete"><button>Delete</button></form></li>' % model["id"]
     yield "</ul><p>Flash: %s used, %s free. " % (_kb(status["used_bytes"]), _kb(status["free_bytes"]))
     yield '<a href="/status.json">status.json</a></p></body></html>'
+
+
+def _qr(address):
+    """A QR code of `address` (another device's camera can open it), as SVG pieces;
+    nothing when the heap is short or the address too long (the text is shown)."""
+    from tonecore.qr import QrCode, svg_parts
+
+    try:
+        code = QrCode(address)
+    except (MemoryError, ValueError):
+        return
+    yield "<p>"
+    for part in svg_parts(code, 4, 2):
+        yield part
+    yield "</p>"
 
 
 def status_json(pedal):

@@ -135,6 +135,7 @@ class SignIns:
             }
             log("sign-in: on a phone or computer, open %s and enter the code %s" % (grant.verification_uri,
                                                                                    grant.user_code))
+            _log_qr(grant.verification_uri_complete or grant.verification_uri)
             pedal.session.flow = flow
             await pedal.driver.run_async(device_sign_in(pedal.client, flow, grant))
             await pedal.signed_in()
@@ -148,3 +149,15 @@ class SignIns:
 
     def status(self):
         return {"mode": self.mode, "device": self.device, "error": self.error}
+
+
+def _log_qr(address):
+    """The address as a QR code on the console, for a phone's camera (skipped, with a
+    line saying so, when the heap is too short for it: the code and address are shown)."""
+    from tonecore.qr import QrCode, text_lines
+
+    try:
+        for line in text_lines(QrCode(address)):
+            log(line)
+    except (MemoryError, ValueError) as exc:
+        log("sign-in: no QR code (%s)" % (exc,))

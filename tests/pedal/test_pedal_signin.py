@@ -101,7 +101,9 @@ def test_device_grant_from_the_page(emulator, lib, tmp_path):
             assert shown["verification_uri"] == emulator.base_url + "/activate"
             page = httpx.get(pedal.portal_url, timeout=10).text
             assert shown["user_code"] in page and 'http-equiv="refresh"' in page
+            assert "<svg" in page and 'aria-label="QR code"' in page  # for another device's camera
             pedal.wait_for_console(lambda line: shown["user_code"] in line, 10)  # the console shows it too
+            pedal.wait_for_console(lambda line: "##############" in line, 10)  # and draws the QR code
             done = phone.activate(shown["verification_uri"], shown["user_code"], EMAIL,
                                   phone.outbox_code(emulator.base_url, EMAIL))
             assert "Device connected" in done.text
