@@ -235,8 +235,14 @@ class Client:
 
         Handles: refresh before expiry, one refresh + one retry on 401, pacing,
         429 and 502/503/504 back-off, and redirects through the redirect policy.
+
+        The token goes only to the API's own origin (scheme, host and port): a URL on
+        any other origin - a `model_url` a server named, over http or on another host -
+        is requested without it (file storage signs its own URLs).
         """
         base = Request(method, url, headers, body, stream)
+        if auth and not self._api_url(url):
+            auth = False
         retried_401 = False
         throttled = 0
         failed_5xx = 0
@@ -416,10 +422,19 @@ class Client:
         limiter.record(self.clock_ms())
 
     def _other_origin(self, url):
+        """True for a URL outside the API's origin (for pacing: one that does not parse
+        is paced, the adapter refuses it anyway)."""
         try:
             return split_url(url).origin != self._api_origin
         except UsageError:
-            return False  # not ours to judge: pace it
+            return False
+
+    def _api_url(self, url):
+        """True only for a URL on the API's own origin: where the token may go."""
+        try:
+            return split_url(url).origin == self._api_origin
+        except UsageError:
+            return False
 
     def _settled(self):
         """Wait while another caller's refresh is in flight; SignInRequired when signed out."""

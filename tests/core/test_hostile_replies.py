@@ -36,3 +36,4 @@ class JsonTest(unittest.TestCase):
             Response(200, {}, b"{", "https://h/x?sig=SECRET").json()
         self.assertNotIn("SECRET", str(caught.exception))
         self.assertEqual(json.loads("[1]"), [1])
+
