@@ -115,27 +115,20 @@ class LinkEmulator:
 
     # -- fault knobs ---------------------------------------------------------------
 
-    @property
-    def drop_rate(self):
-        """The probability that a byte is lost on the line."""
-        return self._drop_rate
+    def _fault_knob(name, doc):  # noqa: N805 - a property factory, used in the class body
+        def get(self):
+            return getattr(self, name)
 
-    @drop_rate.setter
-    def drop_rate(self, value):
-        with self._lock:
-            self._drop_rate = value
-            self._configure_faults()
+        def set_(self, value):
+            with self._lock:
+                setattr(self, name, value)
+                self._configure_faults()
 
-    @property
-    def ber(self):
-        """The probability that a bit is flipped on the line."""
-        return self._ber
+        return property(get, set_, doc=doc)
 
-    @ber.setter
-    def ber(self, value):
-        with self._lock:
-            self._ber = value
-            self._configure_faults()
+    drop_rate = _fault_knob("_drop_rate", "The probability that a byte is lost on the line.")
+    ber = _fault_knob("_ber", "The probability that a bit is flipped on the line.")
+    del _fault_knob
 
     def _configure_faults(self):
         self._to_pedal.faults.configure(self._drop_rate, self._ber)

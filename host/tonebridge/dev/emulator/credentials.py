@@ -83,13 +83,8 @@ class Sessions:
             TokenError: unknown, expired, revoked or rotated refresh token, or an
                 access_token from another session.
         """
-        grant = self._refresh.get(refresh_token)
-        if grant is None:
-            raise TokenError("invalid_grant", "Unknown refresh_token")
-        if grant.revoked:
-            raise TokenError("invalid_grant", "This refresh_token was already used or revoked")
-        if self.clock() >= grant.expires:
-            raise TokenError("invalid_grant", "This refresh_token has expired; sign in again")
+        grant = self._valid(self._refresh, refresh_token, "invalid_grant", "refresh_token",
+                            "was already used or revoked", "has expired; sign in again")
         other = self._access.get(access_token) if access_token else None
         if other is not None and other.session_id != grant.session_id:
             raise TokenError("invalid_grant", "The access_token does not belong to this refresh_token")
@@ -109,14 +104,19 @@ class Sessions:
         Raises:
             TokenError: unknown, revoked or expired token.
         """
-        grant = self._access.get(access_token)
+        return self._valid(self._access, access_token, "invalid_token", "access token", "was revoked",
+                           "has expired").user_id
+
+    def _valid(self, store, token, code, what, revoked, expired):
+        """The live grant of `token` in `store`, or TokenError(code, why not)."""
+        grant = store.get(token)
         if grant is None:
-            raise TokenError("invalid_token", "Unknown access token")
+            raise TokenError(code, "Unknown " + what)
         if grant.revoked:
-            raise TokenError("invalid_token", "The access token was revoked")
+            raise TokenError(code, "This %s %s" % (what, revoked))
         if self.clock() >= grant.expires:
-            raise TokenError("invalid_token", "The access token has expired")
-        return grant.user_id
+            raise TokenError(code, "This %s %s" % (what, expired))
+        return grant
 
     # -- OAuth ------------------------------------------------------------------------
 
