@@ -130,3 +130,11 @@ def test_rate_limited_after_retries_says_when_to_retry(tmp_path):
     assert_one_error_line(result, EXIT_API, "rate limited by TONE3000 (HTTP 429): Too many requests",
                           "try again in a minute")
     assert attempts == 5  # the first try and the core's 4 retries, each after Retry-After
+
+
+def test_server_text_cannot_drive_the_terminal_or_rich_markup():
+    from tonebridge.cli.output import _cell, human_bytes, plain
+
+    assert plain("evil\x1b]0;owned\x07name\x9b31m") == "evil ]0;owned name 31m"
+    assert _cell("[bold red]x[/]") == "\\[bold red]x\\[/]"
+    assert [human_bytes(n) for n in (None, 512, 1536, 4 << 20)] == ["-", "512 B", "1.5 KB", "4 MB"]

@@ -115,8 +115,8 @@ def test_target_path_and_file_names(tmp_path):
     assert target_path(str(tmp_path), "a.nam") == str(tmp_path / "a.nam")
     assert target_path(str(tmp_path / "new") + "/", "a.nam") == str(tmp_path / "new" / "a.nam")
     assert target_path(str(tmp_path / "b.nam"), "a.nam") == str(tmp_path / "b.nam")
-    assert safe_filename("..", 5) == "model-5"
-    assert safe_filename("a\\b.nam", 5) == "model-5"
+    assert safe_filename("..", 5) == "model-5.bin"
+    assert safe_filename("a\\b.nam", 5) == "model-5.nam"
     assert safe_filename("clean.nam", 5) == "clean.nam"
 
 
@@ -195,3 +195,25 @@ def test_background_sync_starts_only_past_its_threshold(tmp_path, monkeypatch):
     # the sync asked for at 1200 bytes is done, in the helper, which is joined on leaving
     assert synced == [(fd, "tonebridge-sync")] and not thread.is_alive()
     sync.check()  # no error to pass on
+
+
+def test_server_named_files_keep_a_model_extension_and_no_leading_dot():
+    from tonebridge.api.downloads import safe_filename
+
+    assert safe_filename("clean.nam", 7) == "clean.nam"
+    assert safe_filename("cab.WAV", 7) == "cab.WAV"
+    for hostile, wanted in ((".zshenv", "model-7.bin"), ("notes.txt", "model-7.bin"), ("../x.nam", "model-7.nam"),
+                            (".hidden.nam", "model-7.nam"), ("a\x1b]0;pwned\x07.nam", "model-7.nam"),
+                            ("", "model-7.bin"), ("x" * 300 + ".nam", "model-7.nam")):
+        assert safe_filename(hostile, 7) == wanted, hostile
+
+
+def test_a_symlink_planted_as_the_part_file_is_refused(tmp_path):
+    from tonebridge.api.downloads import FileConflict, _open_part
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    (tmp_path / "m.nam.part").symlink_to(victim)
+    with pytest.raises(FileConflict):
+        _open_part(str(tmp_path / "m.nam.part"))
+    assert victim.read_bytes() == b"keep me"

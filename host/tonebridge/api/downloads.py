@@ -25,6 +25,7 @@ user's favorited and created tones and remembers every model it saw in
 import os
 import threading
 
+from tonecore.formats import EXTENSIONS, extension
 from tonecore.download import DownloadPlan
 from tonecore.errors import Forbidden, IntegrityError, NotFound, ToneError
 
@@ -68,9 +69,17 @@ class ModelRef:
 
 
 def safe_filename(name, model_id):
-    """`name` if it is a plain file name, else "model-<id>" (never a path)."""
-    bad = not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
-    return "model-%s" % model_id if bad else name
+    """`name` if it is a plain file name of a model format (an extension of
+    tonecore.formats.EXTENSIONS, no leading dot, no control characters, no path), else
+    "model-<id><ext>" with the name's extension when it is a model's, ".bin" otherwise.
+    A server's `model_url` ending in "/.zshenv" must not write ./.zshenv."""
+    name = name or ""
+    ext = extension(name)
+    plain = (name not in (".", "..") and not name.startswith(".") and len(name) <= 200
+             and not any(c in name for c in "/\\") and all(ord(c) >= 32 and ord(c) != 127 for c in name))
+    if plain and ext in EXTENSIONS:
+        return name
+    return "model-%s%s" % (model_id, ext if ext in EXTENSIONS else ".bin")
 
 
 class ModelIndex:
@@ -368,11 +377,17 @@ def download(conn, ref, target, force=False, on_progress=None):
 
 
 def _open_part(path):
-    """The .part at `path` for reading and writing, created empty when missing."""
+    """The .part at `path` for reading and writing, created empty when missing; never
+    through a symbolic link (O_NOFOLLOW: a link planted there must not
+    make the download write elsewhere)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     try:
-        return open(path, "r+b")
-    except FileNotFoundError:
-        return open(path, "w+b")
+        fd = os.open(path, flags, 0o666)  # as open() would: the umask decides
+    except OSError:
+        if os.path.islink(path):
+            raise FileConflict("%s is a symbolic link; remove it and run the command again" % path) from None
+        raise
+    return os.fdopen(fd, "r+b")
 
 
 def _fetch(conn, ref, plan, part, identity, save_sidecar, on_progress):

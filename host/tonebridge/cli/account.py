@@ -65,7 +65,7 @@ def login(ctx, client_id, how, otp, no_browser, timeout_s, qr):
             user = login_flow.login_with_listener(make_flow, connect, not no_browser, timeout_s)
     except KeyboardInterrupt:
         raise Interrupted("sign-in cancelled") from None
-    click.echo("Signed in as %s" % user.username)
+    click.echo("Signed in as %s" % output.plain(user.username))
 
 
 @click.command()
@@ -79,10 +79,10 @@ def whoami(ctx, as_json):
     if as_json:
         output.emit_json(user.to_json())
         return
-    click.echo(user.username)
-    click.echo("  id       %s" % user.id)
+    click.echo(output.plain(user.username))
+    click.echo("  id       %s" % output.plain(user.id))
     if user.url:
-        click.echo("  profile  %s" % user.url)
+        click.echo("  profile  %s" % output.plain(user.url))
     click.echo("  api      %s" % conn.api_base)
 
 

@@ -12,16 +12,12 @@ from tonebridge.boards.build import build
 from tonebridge.boards.cas import refresh_cas
 from tonebridge.boards.deploy import deploy
 from tonebridge.boards.facts import board_names, load_board
-from tonebridge.cli.output import emit_json, note
+from tonebridge.cli.output import emit_json, human_bytes, note
 
 
-def human_bytes(count):
-    """A board's memory size for people: "none", "4 MB", "128 KB"."""
-    if count == 0:
-        return "none"
-    if count >= 1024 * 1024 and count % (1024 * 1024) == 0:
-        return "%d MB" % (count // (1024 * 1024))
-    return "%d KB" % (count // 1024)
+def _memory(count):
+    """A board's memory size: "4 MB", "128 KB", or "none"."""
+    return human_bytes(count) if count else "none"
 
 
 @click.group("firmware")
@@ -42,9 +38,9 @@ def boards_command(as_json):
                             for platform, sizes in board.formats.items())
         click.echo("%-14s %s" % (board.name, board.title))
         click.echo("%-14s arch %s · flash %s · filesystem %s · heap %s · PSRAM %s · serial %s"
-                   % ("", board.arch or "bytecode", human_bytes(board.flash_bytes), human_bytes(board.fs_bytes),
-                      human_bytes(board.heap_budget), human_bytes(board.psram_bytes), board.serial))
-        click.echo("%-14s models: %s (largest file %s)" % ("", formats, human_bytes(board.max_model_bytes)))
+                   % ("", board.arch or "bytecode", _memory(board.flash_bytes), _memory(board.fs_bytes),
+                      _memory(board.heap_budget), _memory(board.psram_bytes), board.serial))
+        click.echo("%-14s models: %s (largest file %s)" % ("", formats, _memory(board.max_model_bytes)))
 
 
 @firmware_group.command("build")
@@ -60,7 +56,7 @@ def build_command(board, out, as_json):
     info = load_board(board)
     click.echo("Built %s (%s) in %s: %d files, %d bytes (%d%% of the %s filesystem); %s"
                % (info.name, info.arch or "bytecode", result["out"], len(result["files"]), result["total_bytes"],
-                  100 * result["total_bytes"] // info.fs_bytes, human_bytes(info.fs_bytes),
+                  100 * result["total_bytes"] // info.fs_bytes, _memory(info.fs_bytes),
                   "%d rebuilt" % len(result["rebuilt"]) if result["rebuilt"] else "all up to date"))
 
 

@@ -19,6 +19,7 @@ import sys
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.markup import escape
 from rich.table import Table
 
 PREFIX = "tonebridge: error: "
@@ -44,12 +45,30 @@ def _console():
     return Console(file=sys.stdout, soft_wrap=True, highlight=False)
 
 
+def human_bytes(count):
+    """A byte count for people: "-" (unknown), "512 B", "294.1 KB", "4 MB"."""
+    if count is None:
+        return "-"
+    for unit, size in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= size:
+            value = count / size
+            return ("%d %s" if value == int(value) else "%.1f %s") % (value, unit)
+    return "%d B" % count
+
+
+def plain(text):
+    """`text` from a server, safe for a terminal: control characters (escape sequences
+    that retitle a window or move the cursor) become spaces."""
+    return "".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in str(text))
+
+
 def _cell(value):
+    """A table cell: server text, plain, with rich's markup escaped ([bold red] stays text)."""
     if value is None:
         return "-"
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value) or "-"
-    return str(value)
+        value = ", ".join(str(v) for v in value) or "-"
+    return escape(plain(value))
 
 
 def tones_table(tones, title):

@@ -51,15 +51,6 @@ def connect(port, baud):
     return PedalLink.open_port(port, baud)
 
 
-def _size(count):
-    if count is None:
-        return "-"
-    for unit in ("B", "KB", "MB"):
-        if count < 1024 or unit == "MB":
-            return ("%d %s" % (count, unit)) if unit == "B" else ("%.1f %s" % (count, unit))
-        count /= 1024.0
-
-
 @click.group(name="pedal")
 def pedal_group():
     """A pedal on USB serial: look, push, sync, manage."""
@@ -78,7 +69,7 @@ def info(port, baud, as_json):
         output.emit_json(data)
         return
     click.echo("%s on %s (firmware %s, protocol %s)" % (data["board"], data["port"], data["firmware"], data["protocol"]))
-    click.echo("  %d models installed, active %s; %s free" % (data["models"], data["active"] or "-", _size(data["free_bytes"])))
+    click.echo("  %d models installed, active %s; %s free" % (data["models"], data["active"] or "-", output.human_bytes(data["free_bytes"])))
     click.echo("  frames up to %d bytes, window %d, receive buffer %s%s" % (
         data["max_frame"], data["window"], data["rx_buffer"] or "unlimited",
         ", deflate" if data["deflate"] else ""))
@@ -100,7 +91,7 @@ def list_models(port, baud, as_json):
     for model in models:
         click.echo("%s %10d  %-28s %-8s %9s  %s" % (
             "*" if model.active else " ", model.id, (model.name or "")[:28], model.platform or "-",
-            _size(model.bytes), (model.sha256 or "")[:12]))
+            output.human_bytes(model.bytes), (model.sha256 or "")[:12]))
 
 
 @pedal_group.command()
@@ -140,7 +131,7 @@ def push(path, port, baud, model_id, name, platform, activate, no_compress, as_j
         notes.append("%d bytes sent again" % result.resent)
     rate = result.sent / result.elapsed_s if result.elapsed_s > 0 else 0
     click.echo("Installed model %d on the pedal: %d bytes in %.1f s (%s/s)%s" % (
-        model_id, result.size, result.elapsed_s, _size(rate), "; " + "; ".join(notes) if notes else ""))
+        model_id, result.size, result.elapsed_s, output.human_bytes(rate), "; " + "; ".join(notes) if notes else ""))
     click.echo("  sha256 %s, verified on the pedal%s" % (result.sha256, "; now active" if activate else ""))
 
 
