@@ -210,6 +210,8 @@ class Pedal:
 
 
 def start(settings):
+    from tonecore import qr  # noqa: F401  (the device sign-in's QR code: code, not data)
+
     from . import portal, serial, signin, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
 
     gc.collect()
