@@ -32,7 +32,8 @@ from tonebridge.cli.common import TonebridgeGroup, api_option
 from tonebridge.cli.pedal import pedal_group
 
 
-@click.group(name="tonebridge", cls=TonebridgeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(name="tonebridge", cls=TonebridgeGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             lazy_commands={"emulator": dev.emulator_command})
 @api_option
 @click.version_option(__version__, prog_name="tonebridge")
 def cli():

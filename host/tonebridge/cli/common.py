@@ -140,7 +140,7 @@ def login_command(api):
 
 class TonebridgeGroup(click.Group):
     """A click Group whose `main` turns every failure into one line and an exit code,
-    and that loads the `emulator` command only when it is used."""
+    and that loads its `lazy_commands` (the emulator) only when they are used."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         code = guarded(lambda: super(TonebridgeGroup, self).main(
@@ -158,15 +158,17 @@ class TonebridgeGroup(click.Group):
                 error.message += joint % login_command(current_api(ctx))
             raise
 
+    def __init__(self, *args, lazy_commands=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands or {}  # name -> function() returning the command
+
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | {"emulator"})
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
 
     def get_command(self, ctx, name):
         command = super().get_command(ctx, name)
-        if command is None and name == "emulator":
-            from tonebridge.cli.dev import emulator_command  # loaded only when used
-
-            return emulator_command()
+        if command is None and name in self.lazy_commands:
+            return self.lazy_commands[name]()  # loaded only when used
         return command
 
 
