@@ -354,4 +354,6 @@ def test_not_signed_in_and_foreign_session(emulator, home, run):
     other = run("whoami", "--api", "http://127.0.0.1:1")
     assert other.exit_code == EXIT_SIGN_IN
     assert "the saved session is for " + api_of(emulator.base_url) in other.stderr
+    assert "add `--api %s`" % api_of(emulator.base_url) in other.stderr  # the service you did sign in to
+    assert other.stderr.count("\n") == 1
     assert TokenStore(str(home)).stored_api() == api_of(emulator.base_url)

@@ -107,8 +107,8 @@ class TokenStore:
             return None
         if record["api"].rstrip("/") != api_base.rstrip("/"):
             raise SignInRequired(
-                "not signed in to %s (the saved session is for %s); run `tonebridge login --api %s`"
-                % (api_base, record["api"], api_base)
+                "not signed in to %s (the saved session is for %s: add `--api %s` or set TONEBRIDGE_API, "
+                "or run `tonebridge login --api %s`)" % (api_base, record["api"], record["api"], api_base)
             )
         try:
             tokens = Tokens.from_record(record["tokens"], now_ms, wall_s)
