@@ -354,9 +354,11 @@ def test_the_simulated_pedal_counts_what_its_firmware_has_not_read(deaf_pedal, h
     port.write(pattern(100))
     assert wait_until(lambda: deaf_pedal.rx_pending() == 100), deaf_pedal.rx_pending()
     port.write(pattern(66000))  # more than the stdin pipe holds (64 KB): the relay and the pty keep the rest
-    assert wait_until(lambda: deaf_pedal.rx_pending() == 66100), deaf_pedal.rx_pending()
+    # Counted past the pipe (the relay's bytes); exact up to it, while past it a few hundred
+    # bytes can sit in pty buffers FIONREAD does not see (rx_pending's docstring).
+    assert wait_until(lambda: deaf_pedal.rx_pending() > 65536), deaf_pedal.rx_pending()
     time.sleep(0.1)
-    assert deaf_pedal.rx_pending() == 66100
+    assert 65536 < deaf_pedal.rx_pending() <= 66100
 
 
 def test_the_esp32_ring_in_front_of_a_simulated_pedal_that_does_not_read(deaf_pedal, host_port):
