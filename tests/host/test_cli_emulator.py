@@ -104,6 +104,7 @@ def test_login_through_the_loopback_listener(emulator, home, run, monkeypatch, m
     assert record["api"] == api_of(emulator.base_url) and record["flow"] == mode
     assert record.get("client_id") == (DEMO_CLIENT_ID if mode == "pkce" else None)
     assert record["dialect"] == ("current" if mode == "pkce" else "v1")
+    assert record["user"]["username"] == "demo_player"  # saved at sign-in: `whoami` reads it offline
     for secret in stored_secrets(home):
         assert all(secret not in text for text in run.outputs)
         assert secret not in landed.text

@@ -123,7 +123,8 @@ def test_a_damaged_session_file_is_one_line_suggesting_login(tmp_path, content):
     result = CliRunner().invoke(cli, ["--api", API, "whoami"], env={"TONEBRIDGE_HOME": str(tmp_path)})
     assert result.exit_code == EXIT_SIGN_IN
     path = tmp_path / "session.json"
-    assert result.stderr == "tonebridge: error: the saved session in %s is damaged; run `tonebridge login`\n" % path
+    assert result.stderr == ("tonebridge: error: the saved session in %s is damaged; run `tonebridge login --api %s`\n"
+                             % (path, API))  # the service asked for, not the default one
 
 
 def test_logout_removes_the_session_and_is_idempotent(tmp_path):

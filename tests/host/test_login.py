@@ -109,7 +109,8 @@ def test_an_error_from_the_sign_in_page_is_reported_in_both_places(tmp_path, mon
 def test_nothing_arrives_before_the_timeout(tmp_path):
     result = invoke(tmp_path, "--otp", "--no-browser", "--timeout", "1")
     assert result.exit_code == EXIT_SIGN_IN
-    assert result.stderr == "tonebridge: error: no sign-in arrived within 1 s; run `tonebridge login` again\n"
+    assert result.stderr == ("tonebridge: error: no sign-in arrived within 1 s; run `tonebridge login --api %s/api/v1` "
+                             "again\n" % API)  # the service being signed in to
     assert API + "/api/v1/auth?redirect_url=http%3A%2F%2F127.0.0.1%3A" in result.output
 
 

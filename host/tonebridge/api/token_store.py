@@ -6,10 +6,12 @@ The config home is `$TONEBRIDGE_HOME`, else the platform's user config directory
 `session.json` holds one session:
 
     {"api": "https://www.tone3000.com/api/v1", "flow": "pkce", "client_id": "t3k_pub_…",
-     "dialect": "current",
+     "dialect": "current", "user": {"id": …, "username": …, …},
      "tokens": {"access_token": …, "refresh_token": …, "expires_in": 3600, "expires_at": 1700000000}}
 
-`flow` is how the session was signed in ("pkce", "device", or the seed's "otp"),
+`user` (optional) is the account's record as the service gave it at sign-in
+(tonecore.records.User `to_json()`), for `tonebridge whoami` to answer without going
+online.  `flow` is how the session was signed in ("pkce", "device", or the seed's "otp"),
 `client_id` the publishable key an OAuth session is refreshed with, `dialect` how the
 service spells its API (tonecore.dialect).  A session saved before these fields existed
 reads as the seed's OTP flow and dialect.
@@ -70,6 +72,7 @@ class TokenStore:
         self.path = os.path.join(self.home, SESSION_FILE)
         self._known_refresh = None  # the refresh token this process last loaded or saved
         self.profile = Profile()  # of the session loaded, or the one being signed in
+        self.user = None  # the account's record saved with the session loaded (a dict), if any
 
     def _read(self):
         """The stored record, or None.
@@ -116,6 +119,7 @@ class TokenStore:
             raise SignInRequired("the saved session in %s is damaged; run `tonebridge login`" % self.path)
         self._known_refresh = tokens.refresh_token
         self.profile = Profile.from_record(record)
+        self.user = record.get("user") if isinstance(record.get("user"), dict) else None
         return tokens
 
     def save(self, api_base, tokens, now_ms, wall_s):
@@ -123,8 +127,28 @@ class TokenStore:
         ensure_private_dir(self.home)
         record = {"api": api_base.rstrip("/"), "tokens": tokens.to_record(now_ms, wall_s)}
         record.update(self.profile.to_record())
+        if self.user:
+            record["user"] = self.user
         write_json(self.path, record)
         self._known_refresh = tokens.refresh_token
+
+    def remember_user(self, api_base, user):
+        """Save `user` (a dict: a User record's `to_json()`) with the session for
+        `api_base`, unless the saved session is for another API or already says so.
+
+        Returns:
+            True when the file was rewritten.
+        """
+        try:
+            record = self._read()
+        except SignInRequired:
+            return False
+        if record is None or record["api"].rstrip("/") != api_base.rstrip("/") or record.get("user") == user:
+            return False
+        record["user"] = user
+        write_json(self.path, record)
+        self.user = user
+        return True
 
     def delete(self, api_base=None):
         """Remove the saved session.

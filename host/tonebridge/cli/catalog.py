@@ -2,19 +2,21 @@
 
 import click
 
-from tonebridge.api import downloads
-from tonebridge.api.token_store import config_home
 from tonebridge.cli import output
 from tonebridge.cli.common import api_option, open_connection
 
+
 @click.command()
 @api_option
-@click.option("--favorited", "which", flag_value="favorited", default=True, help="Tones you favorited (default).")
-@click.option("--created", "which", flag_value="created", help="Tones you created.")
+@click.option("--favorited", is_flag=True, help="Tones you favorited (the default).")
+@click.option("--created", is_flag=True, help="Tones you created.")
 @click.option("--json", "as_json", is_flag=True, help="Print the tones as JSON.")
 @click.pass_context
-def tones(ctx, which, as_json):
+def tones(ctx, favorited, created, as_json):
     """List your favorited (or created) tones, all pages."""
+    if favorited and created:
+        raise click.UsageError("--favorited and --created exclude each other: list one kind at a time", ctx)
+    which = "created" if created else "favorited"
     with open_connection(ctx) as conn:
         items = conn.run(conn.client.all_tones(which))
     if as_json:
@@ -32,6 +34,9 @@ def tones(ctx, which, as_json):
 @click.pass_context
 def models(ctx, tone_id, as_json):
     """List the models of tone TONE_ID."""
+    from tonebridge.api import downloads
+    from tonebridge.api.token_store import config_home
+
     with open_connection(ctx) as conn:
         items = conn.run(conn.client.all_models(tone_id))
     index = downloads.ModelIndex(config_home(), conn.api_base)
@@ -56,6 +61,9 @@ def models(ctx, tone_id, as_json):
 @click.pass_context
 def download(ctx, model_id, tone_id, out, force, as_json):
     """Download model MODEL_ID: resumable, verified, installed atomically."""
+    from tonebridge.api import downloads
+    from tonebridge.api.token_store import config_home
+
     with open_connection(ctx) as conn:
         index = downloads.ModelIndex(config_home(), conn.api_base)
         with output.DownloadProgress("model %d" % model_id) as progress:

@@ -1,10 +1,16 @@
 """What every command shares: the API option, the connection, errors -> exit codes.
 
 Every failure is one line on stderr, `tonebridge: error: …`, never a traceback, and an
-exit code from the table below (README.md lists it too).  Tokens and api keys are never
-printed.
+exit code from the table below, the one table of every command (README.md lists it too;
+tests/host/test_cli_exit_codes.py holds the commands to it).  Tokens and api keys are
+never printed.
+
+This module is imported by every command before it runs, so it imports only click and
+small core modules; the connection (httpx), the token store and the downloads are
+imported by the functions that use them.
 """
 
+import importlib
 import os
 import sys
 
@@ -27,9 +33,6 @@ from tonecore.errors import (
 )
 from tonecore.urls import split_url
 
-from tonebridge.api.downloads import Interrupted
-from tonebridge.api.token_store import TokenStore
-from tonebridge.api.transport import Connection
 from tonebridge.cli import output
 
 DEFAULT_API = "https://www.tone3000.com/api/v1"
@@ -38,22 +41,25 @@ CLIENT_ID_ENV = "TONEBRIDGE_CLIENT_ID"
 DEBUG_ENV = "TONEBRIDGE_DEBUG"
 API_PATH = "/api/v1"
 
+# The exit codes of every command (README.md "Exit codes" has the same table).
 EXIT_OK = 0
-EXIT_LOCAL = 1  # a local problem: a file exists, a disk error, an internal error
-EXIT_USAGE = 2  # bad arguments or URL
-EXIT_SIGN_IN = 3  # not signed in, session expired, sign-in failed
+EXIT_LOCAL = 1  # a problem on this computer: a file exists, a disk is full, an internal error
+EXIT_USAGE = 2  # the command line: a bad or missing argument, flags that exclude each other, a bad URL,
+#                 a --port (serial or TCP) that does not exist, is busy or cannot be used, an unknown board
+EXIT_SIGN_IN = 3  # not signed in (to this service), session expired, sign-in failed
 EXIT_NETWORK = 4  # cannot reach the service, connection cut, download gave up
 EXIT_API = 5  # the service refused or failed: 401/403/404/429/5xx, nonsense reply
 EXIT_INTEGRITY = 6  # a download's bytes are wrong (length, SHA-256, format)
-EXIT_PEDAL = 7  # the serial link to the pedal failed, or the pedal refused
-EXIT_INTERRUPTED = 130  # Ctrl-C
+EXIT_PEDAL = 7  # the pedal: the serial link failed, it refused, or it has no such model
+EXIT_INTERRUPTED = 130  # Ctrl-C (tonebridge.cli.main says so for any moment of a run)
 
 _API_KEY = "tonebridge.api"
 
 
 def exit_code(error):
     """The exit code for a tonecore error."""
-    if isinstance(error, Interrupted):
+    downloads = sys.modules.get("tonebridge.api.downloads")  # Interrupted comes from there once it is loaded
+    if downloads is not None and isinstance(error, downloads.Interrupted):
         return EXIT_INTERRUPTED
     if isinstance(error, UsageError):
         return EXIT_USAGE
@@ -125,6 +131,9 @@ def open_connection(ctx):
     Raises:
         SignInRequired: no saved session for this API.
     """
+    from tonebridge.api.token_store import TokenStore
+    from tonebridge.api.transport import Connection  # httpx: only for the commands that go online
+
     api = current_api(ctx)
     conn = Connection(api, TokenStore())
     if not conn.session.signed_in:
@@ -138,9 +147,29 @@ def login_command(api):
     return "tonebridge login" + ("" if api == DEFAULT_API else " --api " + api)
 
 
+def name_the_service(message, api):
+    """`message` of a sign-in error with every `tonebridge login` in it made to sign in
+    to `api` (the service in question), and none that names the default service's URL."""
+    message = message.replace("`tonebridge login --api %s`" % DEFAULT_API, "`tonebridge login`")
+    if api != DEFAULT_API:
+        message = message.replace("`tonebridge login`", "`%s`" % login_command(api))
+    return message
+
+
+class CtrlC(Exception):
+    """A KeyboardInterrupt in a command, carried past click (whose `main` prints an empty
+    line for one before our "interrupted")."""
+
+
 class TonebridgeGroup(click.Group):
     """A click Group whose `main` turns every failure into one line and an exit code,
-    and that loads its `lazy_commands` (the emulator) only when they are used."""
+    and that knows its commands from a table without importing them.
+
+    Args:
+        lazy_commands: {name: (module, attribute, one-line help)}; the attribute is a
+            click command, or a function returning one.  `--help` lists the one-line
+            helps; a command's module is imported when that command is used.
+    """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         code = guarded(lambda: super(TonebridgeGroup, self).main(
@@ -149,18 +178,28 @@ class TonebridgeGroup(click.Group):
             sys.exit(code)
         return code
 
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise CtrlC() from None
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except SignInRequired as error:
-            if "tonebridge login" not in error.message:  # e.g. "the session has expired"
+        except KeyboardInterrupt:
+            raise CtrlC() from None
+        except (SignInRequired, SignInError) as error:
+            api = current_api(ctx)
+            if isinstance(error, SignInRequired) and "tonebridge login" not in error.message:
                 joint = " with `%s`" if error.message.endswith("sign in again") else "; run `%s`"
-                error.message += joint % login_command(current_api(ctx))
+                error.message += joint % login_command(api)  # e.g. "the session has expired"
+            error.message = name_the_service(error.message, api)
             raise
 
     def __init__(self, *args, lazy_commands=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.lazy_commands = lazy_commands or {}  # name -> function() returning the command
+        self.lazy_commands = lazy_commands or {}
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
@@ -168,8 +207,30 @@ class TonebridgeGroup(click.Group):
     def get_command(self, ctx, name):
         command = super().get_command(ctx, name)
         if command is None and name in self.lazy_commands:
-            return self.lazy_commands[name]()  # loaded only when used
+            module, attribute, _ = self.lazy_commands[name]
+            command = getattr(importlib.import_module(module), attribute)  # loaded only when used
+            if not isinstance(command, click.Command):
+                command = command()
         return command
+
+    def format_commands(self, ctx, formatter):
+        """The command list of --help, from the table: no command module is imported."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.lazy_commands:
+                text = click.Command(name, help=self.lazy_commands[name][2]).get_short_help_str(limit)
+            else:
+                command = super().get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                text = command.get_short_help_str(limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def guarded(run):
@@ -193,7 +254,7 @@ def guarded(run):
             return EXIT_LOCAL
         output.error_line("interrupted")
         return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, CtrlC):
         output.error_line("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -8,9 +8,6 @@ import os
 
 import click
 
-from tonebridge.boards.build import build
-from tonebridge.boards.cas import refresh_cas
-from tonebridge.boards.deploy import deploy
 from tonebridge.boards.facts import board_names, load_board
 from tonebridge.cli.output import emit_json, human_bytes, note
 
@@ -49,6 +46,8 @@ def boards_command(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the build record as JSON.")
 def build_command(board, out, as_json):
     """Compile the firmware for BOARD into the layout its flash needs."""
+    from tonebridge.boards.build import build
+
     result = build(board, out)
     if as_json:
         emit_json({key: value for key, value in result.items() if key != "sources"})
@@ -67,6 +66,8 @@ def build_command(board, out, as_json):
 @click.option("--force", is_flag=True, help="Copy every file, not only the changed ones.")
 def deploy_command(board, port, out, force):
     """Copy the build of BOARD to a board running MicroPython, then reset it."""
+    from tonebridge.boards.deploy import deploy
+
     summary = deploy(board, port, out, force, note=note)
     if summary["copied"] or summary["removed"]:
         click.echo("Deployed %s to %s: %d files copied (%d bytes), %d removed; the board is restarting"
@@ -79,5 +80,7 @@ def deploy_command(board, port, out, force):
 @click.option("--bundle", metavar="PEM", help="A PEM bundle [default: certifi's, else the system's].")
 def refresh_cas_command(bundle):
     """Rewrite boards/*/ca/*.der from a CA bundle."""
+    from tonebridge.boards.cas import refresh_cas
+
     for path in refresh_cas(bundle=bundle):
         click.echo(os.path.relpath(path))

@@ -10,17 +10,14 @@ JSON output (`--json`) is the records' `to_json()` dicts, keys sorted, indented 
                        "unchanged"}
 
 Tables and progress go through rich; progress is drawn on stderr only when it is a
-terminal, so stdout stays clean for pipes.
+terminal, so stdout stays clean for pipes.  rich is imported by the functions that draw
+(error lines and JSON need none of it: every command's start-up stays short).
 """
 
 import json
 import sys
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.markup import escape
-from rich.table import Table
 
 PREFIX = "tonebridge: error: "
 
@@ -42,6 +39,8 @@ def note(message):
 
 
 def _console():
+    from rich.console import Console
+
     return Console(file=sys.stdout, soft_wrap=True, highlight=False)
 
 
@@ -64,6 +63,8 @@ def plain(text):
 
 def _cell(value):
     """A table cell: server text, plain, with rich's markup escaped ([bold red] stays text)."""
+    from rich.markup import escape
+
     if value is None:
         return "-"
     if isinstance(value, (list, tuple)):
@@ -73,6 +74,8 @@ def _cell(value):
 
 def tones_table(tones, title):
     """A table of Tone records: id, title, platform, gear, sizes, models."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for name, justify, wrap in (("id", "right", False), ("title", "left", True), ("platform", "left", False),
                                 ("gear", "left", False), ("sizes", "left", True), ("models", "right", False)):
@@ -84,6 +87,8 @@ def tones_table(tones, title):
 
 def models_table(models, title):
     """A table of Model records: id, name, size, filename."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for name, justify, wrap in (("id", "right", False), ("name", "left", True), ("size", "left", False),
                                 ("filename", "left", True)):
@@ -100,6 +105,10 @@ class DownloadProgress:
     """
 
     def __init__(self, label, enabled=None):
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
         console = Console(file=sys.stderr)
         if enabled is None:
             enabled = console.is_terminal
