@@ -31,6 +31,10 @@
   raw pty against a raw byte copy (goal >= 0.5) and `mpremote cp` (goal >= 10x); bytes
   sent again after a pulled cable (goal <= one window).
 
+* cli_startup: `tonebridge --help` and `tonebridge whoami` (a saved session, no network)
+  against `mpremote --help`, medians of 21 runs (tests/bench/startup.py has the details;
+  goal: both <= 1.0x).  Measured first, while the machine is quiet.
+
 Progress goes to stderr; the JSON also lands in bench-results.json at the repo root.
 The access token reaches curl through a config on stdin (`-K -`), never argv or output.
 """
@@ -47,6 +51,7 @@ import tempfile
 import time
 
 from tests.bench.link import measure_link
+from tests.bench.startup import measure_startup
 from tonebridge.dev import EMULATOR_CLIENT_ID, demo
 from tonebridge.api.downloads import download, file_sha256, find_model
 from tonebridge.api.token_store import TokenStore
@@ -317,6 +322,8 @@ def _token(store):
 
 def run_all(work):
     """Start the emulator, sign in, measure; the emulator is stopped whatever happens."""
+    note("the CLI's start-up: tonebridge --help and whoami against mpremote --help")
+    startup = measure_startup(work)
     note("starting the emulator (rate limit off, bench files on)")
     emulator = demo.Emulator("--rate-limit", "0", "--bench-files")
     try:
@@ -335,6 +342,7 @@ def run_all(work):
         emulator.stop()
     note("the USB serial link: emulated UART at 921600 and 115200 baud, raw pty, resume")
     results["usb_link"] = measure_link(work)
+    results["cli_startup"] = startup
     results["machine"] = machine()
     return results
 
