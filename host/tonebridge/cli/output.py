@@ -28,8 +28,9 @@ def emit_json(value):
 
 
 def error_line(message):
-    """Print one `tonebridge: error: …` line on stderr (newlines folded)."""
-    text = " ".join(str(message).split())
+    """Print one `tonebridge: error: …` line on stderr (newlines folded; a server's text
+    in it, such as an error message, cannot send the terminal escapes: see `plain`)."""
+    text = " ".join(plain(message).split())
     click.echo(PREFIX + text, err=True)
 
 
