@@ -21,7 +21,8 @@ from tonecore.session import Tokens
 
 MODEL_ID = 7
 TONE_ID = 1
-FILE = b'{"version": "0.5.4", "architecture": "WaveNet", "weights": [' + b"0.125, " * 40 + b"1.0]}"
+FILE = (b'{"version": "0.5.4", "architecture": "WaveNet", "config": {"layers": []}, "weights": ['
+        + b"0.125, " * 40 + b"1.0]}")
 
 
 def serve(file_response, **tls):
@@ -217,3 +218,103 @@ def test_a_symlink_planted_as_the_part_file_is_refused(tmp_path):
     with pytest.raises(FileConflict):
         _open_part(str(tmp_path / "m.nam.part"))
     assert victim.read_bytes() == b"keep me"
+
+
+# -- caps: nothing a server sends fills the disk ------------------------------------------
+
+def ranged_file(request):
+    """FILE, honouring Range (so a second run resumes)."""
+    start = int(request.headers["range"].split("=")[1].rstrip("-")) if request.headers.get("range") else 0
+    if not start:
+        return good_file(request)
+    return raw_response(206, [("Content-Range", "bytes %d-%d/%d" % (start, len(FILE) - 1, len(FILE))),
+                              ("Content-Length", len(FILE) - start), ("Connection", "close")], FILE[start:])
+
+
+def test_a_download_announced_larger_than_any_model_is_refused_before_a_byte_is_written(tmp_path):
+    def huge(request):
+        return raw_response(200, [("Content-Length", 100 * 1024 ** 3), ("Connection", "close")], FILE)
+
+    with serve(huge) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+    assert result.exit_code == EXIT_INTEGRITY, result.output
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert "the server announced 102400.0 MB, more than any model file (at most 64.0 MB); refused" in result.stderr
+    assert "the partial file was removed" in result.stderr
+    assert os.listdir(out) == []
+
+
+def test_a_body_of_unknown_length_is_stopped_at_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(downloads, "MAX_MODEL_FILE_BYTES", 64 * 1024)
+    sent = []
+
+    def endless(request):  # chunked, no last chunk: 1 MB of it, then the connection closes
+        piece = b"1000\r\n" + b" " * 4096 + b"\r\n"
+        sent.append(256 * len(piece))
+        return raw_response(200, [("Transfer-Encoding", "chunked"), ("Connection", "close")], piece * 256)
+
+    with serve(endless) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+    assert result.exit_code == EXIT_INTEGRITY, result.output
+    assert "the server sent more than 64.0 KB, more than any model file; stopped" in result.stderr
+    assert "the partial file was removed" in result.stderr
+    assert os.listdir(out) == [] and len(sent) == 1  # not retried
+
+
+def test_a_download_that_does_not_fit_on_the_disk_is_refused(tmp_path, monkeypatch):
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(downloads.shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9 - 100, 100))
+    with serve(good_file) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1
+    assert "not enough space on %s: need %d bytes, 100 bytes free" % (out, len(FILE)) in result.stderr
+    assert os.listdir(out) == []
+
+
+class FillsUp:
+    """A .part whose disk fills up after `room` bytes: writes past it raise ENOSPC."""
+
+    def __init__(self, file, room):
+        self.file = file
+        self.room = room
+
+    def write(self, data):
+        import errno
+
+        take = min(len(data), self.room - self.file.tell())
+        if take > 0:
+            self.file.write(bytes(data[:take]))
+        if take < len(data):
+            self.file.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return take
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+def test_a_disk_that_fills_up_mid_download_keeps_the_part_and_says_which_disk(tmp_path, monkeypatch):
+    real_open = downloads._open_part
+    monkeypatch.setattr(downloads, "_open_part", lambda path: FillsUp(real_open(path), 100))
+    with serve(ranged_file) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+        assert result.exit_code == 1, result.output
+        line = result.stderr
+        assert line.count("\n") == 1 and "Traceback" not in result.output
+        part = out / "broken.nam.part"
+        assert "the disk of %s filled up (" % out in line and " free); 100 bytes are kept in %s" % part in line
+        assert "run the same command again to resume" in line
+        assert part.stat().st_size == 100
+        monkeypatch.setattr(downloads, "_open_part", real_open)  # space was freed: the next run resumes
+        again, out = run_download(tmp_path, server.base_url, home)
+        files = [r for r in server.requests if r.path == "/files/broken.nam"]
+    assert again.exit_code == 0, again.output
+    assert (out / "broken.nam").read_bytes() == FILE and sorted(os.listdir(out)) == ["broken.nam"]
+    assert files[-1].headers.get("range") == "bytes=100-"

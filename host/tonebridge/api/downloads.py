@@ -17,12 +17,21 @@ download (`DownloadPlan.resume`: same model id and URL in the sidecar), reads it
 back through this module's file (so the SHA-256 covers the whole file) and asks only
 for the rest.
 
+Nothing a server sends can fill the disk: a download is refused when the server
+announces more than MAX_MODEL_FILE_BYTES (no model file is larger) or more than the
+disk holds (`DiskFull`, "not enough space on <folder>: need X, Y free"), and stopped
+when a body of unknown length passes the cap (`ModelTooLarge`, the .part removed).  A
+disk that fills up anyway (another program) is a DiskFull naming the disk and what is
+kept: the .part, resumable.
+
 The v1 API has no "model by id" endpoint, so `find_model` walks the models of the
 user's favorited and created tones and remembers every model it saw in
 `model-index.json` in the config home.
 """
 
+import errno
 import os
+import shutil
 import threading
 
 from tonecore.formats import EXTENSIONS, extension
@@ -34,6 +43,10 @@ from tonebridge.fileio import ensure_private_dir, file_sha256, fsync_dir, read_j
 INDEX_FILE = "model-index.json"
 READ_CHUNK = 64 * 1024
 SYNC_EVERY = 4 * 1024 * 1024  # a .part is synced in the background after each such many bytes
+# No model file is larger: the largest real ones are impulse responses of a few MB and
+# custom NAM models of about 1 MB.  A download announced or running past this is refused.
+MAX_MODEL_FILE_BYTES = 64 * 1024 * 1024
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _datasync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
 
 
@@ -43,6 +56,23 @@ class FileConflict(ToneError):
 
 class Interrupted(ToneError):
     """The user pressed Ctrl-C; the partial download is kept for a later resume."""
+
+
+class DiskFull(ToneError):
+    """The download does not fit on the disk of its folder (a local problem)."""
+
+
+class ModelTooLarge(IntegrityError):
+    """The server announced or sent more than any model file can be."""
+
+
+def _size_text(count):
+    """A size in a message: "512 bytes", "19.0 KB", "64.0 MB"."""
+    if count < 1024:
+        return "%d bytes" % count
+    if count < 1024 * 1024:
+        return "%.1f KB" % (count / 1024.0)
+    return "%.1f MB" % (count / (1024.0 * 1024.0))
 
 
 class ModelRef:
@@ -270,29 +300,60 @@ class PartSink:
 
     `truncate()` empties it (the plan restarted from 0).  Whenever the plan learns a new
     ETag, the sidecar is rewritten so a later run resumes with If-Range.  `sync`, a
-    BackgroundSync, hears of every write.
+    BackgroundSync, hears of every write.  Once a response says how large the file is,
+    the first write checks it against `limit` and against the free space of `folder`;
+    a body of unknown length is stopped when it passes `limit`.
+
+    Raises (from write):
+        ModelTooLarge: more than `limit` bytes, announced or sent.
+        DiskFull: the rest of the file does not fit on the disk.
     """
 
-    def __init__(self, file, plan, size, on_etag=None, on_progress=None, sync=None):
+    def __init__(self, file, plan, size, on_etag=None, on_progress=None, sync=None, what=None, folder=None,
+                 limit=None):
         self.file = file
         self.plan = plan
         self.size = size
         self.on_etag = on_etag
         self.on_progress = on_progress
         self.sync = sync
+        self.what = what or plan.filename
+        self.folder = folder
+        self.limit = limit or MAX_MODEL_FILE_BYTES
         self._etag = plan.etag
+        self._checked_total = None
 
     def write(self, chunk):
         if self.plan.etag != self._etag:
             self._etag = self.plan.etag
             if self.on_etag:
                 self.on_etag(self._etag)
+        total = self.plan.total
+        if total is not None and total != self._checked_total:
+            self._check_room(total)
+            self._checked_total = total
+        if self.size + len(chunk) > self.limit:
+            raise ModelTooLarge("%s: the server sent more than %s, more than any model file; stopped"
+                                % (self.what, _size_text(self.limit)))
         self.file.write(chunk)
         self.size += len(chunk)
         if self.sync:
             self.sync.wrote(len(chunk))
         if self.on_progress:
             self.on_progress(self.size, self.plan.total)
+
+    def _check_room(self, total):
+        """Before the first byte of a body whose file is `total` bytes long."""
+        if total > self.limit:
+            raise ModelTooLarge("%s: the server announced %s, more than any model file (at most %s); refused"
+                                % (self.what, _size_text(total), _size_text(self.limit)))
+        if self.folder is None:
+            return
+        need = total - self.size
+        free = shutil.disk_usage(self.folder).free
+        if need > free:
+            raise DiskFull("not enough space on %s: need %s, %s free" % (self.folder, _size_text(need),
+                                                                        _size_text(free)))
 
     def truncate(self):
         self.file.seek(0)
@@ -343,7 +404,9 @@ def download(conn, ref, target, force=False, on_progress=None):
         FileConflict: `target` exists with different content and not `force`
             (the verified download is left in the .part).
         Interrupted: Ctrl-C (the .part is kept for resume).
-        IntegrityError: the bytes were wrong (the .part is removed).
+        IntegrityError: the bytes were wrong, or more than any model file
+            (ModelTooLarge); the .part is removed.
+        DiskFull: the file does not fit, or the disk filled up (the .part is kept).
         ToneError: any other failure (the .part is kept if it has bytes).
     """
     if os.path.isdir(target):
@@ -399,6 +462,7 @@ def _fetch(conn, ref, plan, part, identity, save_sidecar, on_progress):
         the .part is kept when it holds bytes (and the error says so), removed when it
         is empty or its bytes are wrong.
     """
+    what = "model %d (%s)" % (ref.id, ref.filename)
     f = _open_part(part)
     try:
         resumed_from = plan.resume(_read_sidecar(part + ".json"), identity, os.fstat(f.fileno()).st_size,
@@ -407,10 +471,11 @@ def _fetch(conn, ref, plan, part, identity, save_sidecar, on_progress):
         f.truncate(resumed_from)  # not this download: empty; bytes past what was read: not accounted for
         save_sidecar(plan.etag)  # before the first byte: a .part always says what it belongs to
         with BackgroundSync(f) as sync:  # its thread is gone after the block, whatever happened
-            sink = PartSink(f, plan, plan.offset, save_sidecar, on_progress, sync)
+            sink = PartSink(f, plan, plan.offset, save_sidecar, on_progress, sync, what,
+                            os.path.dirname(part) or ".")
             if on_progress:
                 on_progress(plan.offset, None)
-            sha = conn.run(conn.client.download(plan, sink, "model %d (%s)" % (ref.id, ref.filename)))
+            sha = conn.run(conn.client.download(plan, sink, what))
             f.flush()
         sync.check()
         os.fsync(f.fileno())
@@ -438,9 +503,36 @@ def _fetch(conn, ref, plan, part, identity, save_sidecar, on_progress):
             _remove(part)
             _remove(part + ".json")
         raise
+    except OSError as error:
+        _close_quietly(f)
+        if error.errno not in _DISK_FULL:
+            raise
+        raise _disk_filled(part, plan, save_sidecar) from None
     except BaseException:
         _close_quietly(f)
         raise
+
+
+def _disk_filled(part, plan, save_sidecar):
+    """The DiskFull for a disk that filled up while the .part was written: which disk,
+    how much is free, what is kept (the .part: the next run resumes from it)."""
+    folder = os.path.dirname(part) or "."
+    try:
+        save_sidecar(plan.etag)
+    except OSError:
+        pass  # the sidecar written before the first byte still names this download
+    try:
+        free = _size_text(shutil.disk_usage(folder).free)
+    except OSError:
+        free = "?"
+    kept = _size(part)
+    if not kept:
+        _remove(part)
+        _remove(part + ".json")
+        return DiskFull("the disk of %s is full (%s free); nothing was kept: free some space and run the same "
+                        "command again" % (folder, free))
+    return DiskFull("the disk of %s filled up (%s free); %d bytes are kept in %s: free some space and run the "
+                    "same command again to resume" % (folder, free, kept, part))
 
 
 def _read_sidecar(path):
@@ -461,6 +553,9 @@ def _size(path):
 def _close_quietly(f):
     try:
         f.flush()
+    except OSError:
+        pass  # a full disk: what was not written is not in the .part, which stays a prefix
+    try:
         f.close()
     except OSError:
         pass
