@@ -6,14 +6,24 @@ Authorization across redirects and follows them without limit.  Here:
   * https always verifies: tls.SSLContext(PROTOCOL_TLS_CLIENT), CERT_REQUIRED, the
     board's pinned DER roots, server_hostname.  Plain http only when the URL says so
     (the emulator); the core refuses https -> http redirects.
-  * every socket operation has a timeout (`io_timeout_ms`), and connect + request +
-    response head share a deadline (`deadline_ms`);
+  * every socket operation has a timeout (`io_timeout_ms`); connect + request +
+    response head share a deadline (`deadline_ms`), which covers the body too for an
+    API reply; a download's body has its own (`download_deadline_ms`);
+  * a body slower than `min_rate_bytes` per `rate_window_ms` is "sent too slowly"
+    (TransportError); the core resumes it, and the MAX_SLOW_BODIES-th slow body (or
+    past its deadline) of one download ends that download (DownloadError): a server
+    dripping a byte at a time cannot hold a sync;
   * the response head is read into one preallocated buffer and may not exceed it
-    (HEAD_MAX); JSON bodies are capped (`max_body`);
+    (HEAD_MAX); JSON bodies are capped (`max_body`); chunk-size lines (LINE_MAX),
+    trailers (`max_trailers`) and chunk framing beyond the data (FRAMING_SLACK) are
+    bounded: an endless trailer is a ProtocolError;
   * Content-Length, chunked and close-delimited bodies; a body is read with `readinto`
     into the same preallocated buffer, so a download never allocates per chunk.
   * one connection per request (Connection: close), closed on every path: `open`
     counts sockets still open, and tests check it returns to 0 after any error.
+
+The limits are settings: `Http(..., limits={"rate_window_ms": 1000, ...})` overrides any
+of LIMITS (a board's config.json "net"; the simulator's TONEBRIDGE_NET).
 
 `AsyncioDriver` is the core's Driver (tonecore.client) on asyncio: the core steps the
 calls (`run_async`); this module only performs each step's I/O.  Error messages name
@@ -29,16 +39,25 @@ from errno import EINPROGRESS
 from asyncio import core
 
 from tonecore.client import Driver
-from tonecore.errors import ProtocolError, TransportError, TrustError
+from tonecore.errors import DownloadError, ProtocolError, TransportError, TrustError
 from tonecore.http import Response
 from tonecore.urls import split_url
 
 HEAD_MAX = 4096
 BUFFER = 8192  # head, JSON bodies (parsed in place) and download chunks share it
 IO_TIMEOUT_MS = 15000
-DEADLINE_MS = 30000
+DEADLINE_MS = 30000  # connect, request, head (and an API reply's body)
+DOWNLOAD_DEADLINE_MS = 600000  # a download's body, once its head arrived
+MIN_RATE_BYTES = 4096  # a body bringing fewer bytes than this...
+RATE_WINDOW_MS = 10000  # ...in a window this long was sent too slowly (400 B/s: Wi-Fi does 100x)
+MAX_TRAILERS = 16  # trailer lines after a chunked body
 MAX_BODY = 8192
+MAX_SLOW_BODIES = 2  # slow bodies of one download before it is given up on
 LINE_MAX = 256  # a chunk-size line
+FRAMING_SLACK = 4096  # chunk framing may exceed the data by this much
+# the settings `limits` may override
+LIMITS = ("io_timeout_ms", "deadline_ms", "download_deadline_ms", "min_rate_bytes", "rate_window_ms",
+          "max_trailers", "max_body")
 FAST_READS = 16  # reads without a trip through the event loop, at most
 USER_AGENT = "tonebridge-pedal"
 
@@ -65,18 +84,27 @@ class Http:
     Args:
         ca_ders: DER CA certificates (bytes) trusted for https.
         buffer_size: the receive buffer (>= HEAD_MAX), reused by every response.
+        limits: a dict overriding any of LIMITS (the settings' "net"); None: defaults.
     Attributes:
         open: sockets currently open (0 when idle).
     """
 
     def __init__(self, ca_ders=(), buffer_size=BUFFER, io_timeout_ms=IO_TIMEOUT_MS,
-                 deadline_ms=DEADLINE_MS, max_body=MAX_BODY):
+                 deadline_ms=DEADLINE_MS, max_body=MAX_BODY, limits=None):
         self.ca_ders = ca_ders
         self.buf = bytearray(buffer_size if buffer_size > HEAD_MAX else HEAD_MAX)
         self.mv = memoryview(self.buf)
         self.io_timeout_ms = io_timeout_ms
         self.deadline_ms = deadline_ms
+        self.download_deadline_ms = DOWNLOAD_DEADLINE_MS
+        self.min_rate_bytes = MIN_RATE_BYTES
+        self.rate_window_ms = RATE_WINDOW_MS
+        self.max_trailers = MAX_TRAILERS
         self.max_body = max_body
+        for name in limits or ():
+            if name not in LIMITS:
+                raise ValueError("unknown net setting %r; known: %s" % (name, ", ".join(LIMITS)))
+            setattr(self, name, int(limits[name]))
         self.open = 0
         self._tls = None
 
@@ -130,6 +158,14 @@ class HttpResponse(Response):
         self.chunks = 0
         self.fast = 0
         self.phase = "the connection to %s broke: %s"
+        self.window_end = None  # the rate window's end (ticks), once the body started
+        self.window_bytes = 0
+        self.in_body = False
+        self.streamed = False
+        self.too_slow = False
+        self.framing = 0  # chunk framing bytes, and body bytes, of a chunked body
+        self.data = 0
+        self._waiting_for = None  # the limit `_timeout` last shortened a wait for
 
     # -- connection ----------------------------------------------------------------
 
@@ -168,7 +204,14 @@ class HttpResponse(Response):
         await self._io(_send(reader, head.encode() + b"\r\n", request.body))
         self.phase = "the connection to %s broke: %s"
         await self._read_head()
-        self.deadline = None  # the body is bounded per read (io timeout), not overall
+        now = time.ticks_ms()
+        self.in_body = True
+        self.streamed = request.stream
+        if request.stream:  # a download: its own deadline (an API reply keeps the request's)
+            self.deadline = time.ticks_add(now, http.download_deadline_ms) if http.download_deadline_ms else None
+        if http.min_rate_bytes and http.rate_window_ms:
+            self.window_end = time.ticks_add(now, http.rate_window_ms)
+            self.window_bytes = self.end - self.start  # what came with the head
 
     def close(self):
         if self.sock is not None:
@@ -180,20 +223,61 @@ class HttpResponse(Response):
             self.stream = None
             self.http.open -= 1
 
+    def _late(self):
+        http = self.http
+        if self.in_body:
+            limit = http.download_deadline_ms if self.streamed else http.deadline_ms
+            self.too_slow = self.streamed  # a download past its deadline came too slowly
+            return TransportError("%s did not send a complete reply within %d s" % (self.where, limit // 1000))
+        return TransportError("%s did not answer within %d s" % (self.where, http.deadline_ms // 1000))
+
+    def _slow(self):
+        self.too_slow = True
+        return TransportError("%s sent too slowly (fewer than %d bytes in %d s)"
+                              % (self.where, self.http.min_rate_bytes, self.http.rate_window_ms // 1000))
+
     def _timeout(self):
-        timeout = self.http.io_timeout_ms
+        """How long the next wait may last: the io timeout, or less when the deadline
+        or the end of a short rate window comes first.  Raises the limit that passed."""
+        http = self.http
+        now = time.ticks_ms()
+        timeout = http.io_timeout_ms
+        self._waiting_for = None
         if self.deadline is not None:
-            left = time.ticks_diff(self.deadline, time.ticks_ms())
+            left = time.ticks_diff(self.deadline, now)
             if left <= 0:
-                raise TransportError("%s did not answer within %d s" % (self.where, self.http.deadline_ms // 1000))
+                raise self._late()
             if left < timeout:
                 timeout = left
+                self._waiting_for = self._late
+        if self.window_end is not None and self.window_bytes < http.min_rate_bytes:
+            left = time.ticks_diff(self.window_end, now)
+            if left <= 0:
+                raise self._slow()
+            if left < timeout:
+                timeout = left
+                self._waiting_for = self._slow
         return timeout
+
+    def _arrived(self, count):
+        """`count` body bytes came in: check the deadline and the rate window."""
+        now = time.ticks_ms()
+        if self.deadline is not None and time.ticks_diff(self.deadline, now) <= 0:
+            raise self._late()
+        if self.window_end is not None:
+            self.window_bytes += count
+            if time.ticks_diff(now, self.window_end) >= 0:
+                if self.window_bytes < self.http.min_rate_bytes:
+                    raise self._slow()
+                self.window_end = time.ticks_add(now, self.http.rate_window_ms)
+                self.window_bytes = 0
 
     async def _io(self, op):
         try:
             return await asyncio.wait_for_ms(op, self._timeout())
         except asyncio.TimeoutError:
+            if self._waiting_for is not None:
+                raise self._waiting_for()
             raise TransportError("%s stopped answering (no data for %d s)" % (self.where, self.http.io_timeout_ms // 1000))
         except OSError as exc:
             raise TransportError(self.phase % (self.where, _reason(exc)))
@@ -217,11 +301,15 @@ class HttpResponse(Response):
             except ValueError as exc:
                 raise TrustError("refusing %s: its TLS certificate did not verify (%s)" % (self.where, _short(exc)))
             if count is not None:
+                if self.in_body:
+                    self._arrived(count)
                 return count
         self.fast = 0
         while True:
             count = await self._io(self.stream.readinto(dest))
             if count is not None:  # None: nothing yet (or TLS wanted more bytes first)
+                if self.in_body:
+                    self._arrived(count)
                 return count
 
     # -- head ----------------------------------------------------------------------
@@ -322,6 +410,7 @@ class HttpResponse(Response):
             self.left -= take
             if self.mode == "length" and not self.left:
                 self.done = True
+        self.data += take
         return chunk
 
     async def _next_chunk(self):
@@ -341,12 +430,12 @@ class HttpResponse(Response):
         except ValueError:
             raise ProtocolError("%s sent a malformed chunked body" % self.where)
         if size == 0:
-            while True:  # trailers, up to the empty line
+            for _ in range(self.http.max_trailers + 1):  # trailers, up to the empty line
                 line = await self._line()
                 if not line:
-                    break
-            self.done = True
-            return False
+                    self.done = True
+                    return False
+            raise ProtocolError("%s sent more than %d trailer lines" % (self.where, self.http.max_trailers))
         self.left = size
         return True
 
@@ -357,11 +446,14 @@ class HttpResponse(Response):
             at = buf.find(b"\n", self.start, self.end)
             if at >= 0:
                 line = bytes(mv[self.start:at]).rstrip(b"\r")
+                self.framing += at + 1 - self.start
                 self.start = at + 1
+                if self.framing > self.data + FRAMING_SLACK:
+                    raise ProtocolError("%s sent more chunk framing than data" % self.where)
                 return line
             kept = self.end - self.start
             if kept >= LINE_MAX:
-                raise ProtocolError("%s sent a malformed chunked body" % self.where)
+                raise ProtocolError("%s sent a chunked body with a line longer than %d bytes" % (self.where, LINE_MAX))
             buf[:kept] = mv[self.start:self.end]
             self.start, self.end = 0, kept
             count = await self._recv(mv[kept:])
@@ -458,6 +550,8 @@ class AsyncioDriver(Driver):
     def __init__(self, http, persist=None):
         self.http = http
         self.store_tokens = persist
+        self._slow_plan = None  # the download whose bodies came too slowly, and how many did
+        self._slow_count = 0
 
     async def send(self, request):
         return await self.http.send(request)
@@ -486,5 +580,15 @@ class AsyncioDriver(Driver):
             if response.truncated:
                 raise TransportError("the connection to %s broke mid-download" % response.where)
             plan.body_ended()
+        except TransportError as exc:
+            if not response.too_slow:
+                raise
+            if self._slow_plan is not plan:
+                self._slow_plan, self._slow_count = plan, 0
+            self._slow_count += 1
+            if self._slow_count < MAX_SLOW_BODIES:
+                raise  # resumed from what arrived
+            self._slow_plan = None
+            raise DownloadError("%s: %s, %d times; gave up" % (plan.filename, exc, self._slow_count))
         finally:
             response.close()

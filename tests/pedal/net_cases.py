@@ -2,7 +2,8 @@
 
 argv[1]: a JSON file: a list of cases, each {"name", "kind", "url", ...}.  Prints one
 JSON line per case: {"name", "status"?, "bytes"?, "sha256"?, "error"?, "message"?,
-"open"} - `open` is the number of sockets the client still holds (must be 0).
+"open", "ms"} - `open` is the number of sockets the client still holds (must be 0), `ms`
+how long the case took.  A case may set "limits" (Http's, see pedal.net.LIMITS).
 """
 
 import asyncio
@@ -40,8 +41,10 @@ async def run(case):
     if case.get("ca"):
         with open(case["ca"], "rb") as f:
             cas.append(f.read())
-    http = Http(cas, io_timeout_ms=case.get("timeout_ms", 5000), deadline_ms=case.get("deadline_ms", 10000))
+    http = Http(cas, io_timeout_ms=case.get("timeout_ms", 5000), deadline_ms=case.get("deadline_ms", 10000),
+                limits=case.get("limits"))
     result = {"name": case["name"]}
+    started = time.ticks_ms()
     try:
         kind = case["kind"]
         if kind == "get":
@@ -67,6 +70,7 @@ async def run(case):
         result["error"] = type(exc).__name__
         result["message"] = str(exc)
     result["open"] = http.open
+    result["ms"] = time.ticks_diff(time.ticks_ms(), started)
     return result
 
 

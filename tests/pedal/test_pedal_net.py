@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = os.path.join(ROOT, "tests", "pedal", "net_cases.py")
 MICROPYTHON = os.path.join(os.path.dirname(sys.executable), "micropython")
 HEAP = "256k"  # the client, the core and the case runner, loaded as bytecode
+NAM_HEAD = b'{"version": "0.5.4", "architecture": "WaveNet", "config": {"layers": []}, "weights": ['
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def tls_setup(tmp_path_factory):
 def test_tls_verifies_against_the_pinned_ca_and_the_host_name(build, tmp_path, tls_setup):
     context, cas = tls_setup
     body = b'{"ok": true}' * 500
-    model = b'{"weights": [' + b"0.5, " * 60000 + b"1]}"  # ~300 KB: many TLS records
+    model = NAM_HEAD + b"0.5, " * 60000 + b"1]}"  # ~300 KB: many TLS records
 
     def respond(request):
         if request.target.endswith(".nam"):
@@ -239,7 +240,7 @@ def test_an_unreachable_server_and_a_silent_one_fail_in_time(build, tmp_path):
 
 
 def test_downloads_verify_and_resume_across_cuts(build, tmp_path):
-    body = b'{"weights": [' + b"0.125, " * 3000 + b"1]}"
+    body = NAM_HEAD + b"0.125, " * 3000 + b"1]}"
     calls = []
 
     def respond(request):
@@ -266,3 +267,60 @@ def test_downloads_verify_and_resume_across_cuts(build, tmp_path):
     assert results["dl"]["sha256"] == hashlib.sha256(body).hexdigest()
     assert results["dl"]["bytes"] == len(body)
     assert calls == [None, "bytes=5000-", "bytes=10000-"]
+
+
+# -- slow and endless servers -------------------------------------------------------------
+
+def test_a_dripping_server_is_given_up_on_by_deadline_and_by_rate(build, tmp_path):
+    """A byte every 0.3 s never trips the io timeout; the deadline (an API reply) and the
+    rate floor (any body) do."""
+    from hostile_api import HostileApi
+
+    with HostileApi("drip", drip_s=0.3) as api, HostileApi("drip-file", drip_s=0.3) as files:
+        results = run_cases(build, tmp_path, [
+            {"name": "deadline", "kind": "api", "api": api.api, "path": "/tones/favorited",
+             "deadline_ms": 1000, "limits": {"rate_window_ms": 60000}},
+            {"name": "rate", "kind": "api", "api": api.api, "path": "/tones/favorited",
+             "limits": {"rate_window_ms": 1000, "min_rate_bytes": 64}},
+            {"name": "download-rate", "kind": "download", "api": files.api, "url": files.base_url + "/files/m.nam",
+             "failures": 5, "limits": {"rate_window_ms": 1000, "min_rate_bytes": 64}},
+            {"name": "download-deadline", "kind": "download", "api": files.api,
+             "url": files.base_url + "/files/m.nam", "failures": 5,
+             "limits": {"download_deadline_ms": 1000, "min_rate_bytes": 0}},
+        ])
+        api.stop_endless()
+        files.stop_endless()
+        downloads = len(files.requests_to("/files/"))
+    deadline, rate = results["deadline"], results["rate"]
+    assert deadline["error"] == "TransportError", deadline
+    assert "did not send a complete reply within 1 s" in deadline["message"] and deadline["ms"] < 3000
+    assert rate["error"] == "TransportError", rate
+    assert "sent too slowly (fewer than 64 bytes in 1 s)" in rate["message"] and rate["ms"] < 3000
+    # a download resumes a slow body once, then gives up: the second slow body ends it
+    for name in ("download-rate", "download-deadline"):
+        result = results[name]
+        assert result["error"] == "DownloadError" and "2 times; gave up" in result["message"], result
+        assert result["ms"] < 6000, result
+    assert "sent too slowly" in results["download-rate"]["message"]
+    assert "did not send a complete reply within 1 s" in results["download-deadline"]["message"]
+    assert downloads == 4  # two bodies each
+
+
+def test_endless_trailers_long_chunk_lines_and_framing_floods_are_protocol_errors(build, tmp_path):
+    from hostile_api import HostileApi
+
+    flood = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"1;" + b"x" * 200 + b"\r\n{\r\n") * 40
+    with HostileApi("endless-trailers") as trailers, HostileApi("huge-line") as long_line, \
+            RawServer(lambda request: flood) as framing:
+        results = run_cases(build, tmp_path, [
+            {"name": "trailers", "kind": "api", "api": trailers.api, "path": "/tones/favorited"},
+            {"name": "line", "kind": "api", "api": long_line.api, "path": "/tones/favorited"},
+            {"name": "framing", "kind": "api", "api": framing.base_url + "/api/v1", "path": "/x"},
+        ])
+        trailers.stop_endless()
+    assert results["trailers"]["error"] == "ProtocolError", results["trailers"]
+    assert "sent more than 16 trailer lines" in results["trailers"]["message"]
+    assert results["line"]["error"] == "ProtocolError"
+    assert "a line longer than 256 bytes" in results["line"]["message"]
+    assert results["framing"]["error"] == "ProtocolError"
+    assert "more chunk framing than data" in results["framing"]["message"]
