@@ -6,6 +6,7 @@
 settings: {"api": API base URL, "portal_host", "portal_port", "fs_root",
            "ca_ders": [DER bytes], "sync_on_boot": bool, "client_id": the app's
            publishable key (today's sign-in), "dialect": "current" (default) or "v1",
+           "net": the HTTP client's limits (pedal.net.LIMITS; config.json "net"),
            "address": the pedal's own address on its network}
 """
 
@@ -59,7 +60,7 @@ class Pedal:
         self.token_file = TokenFile(root)
         self.api = settings.get("api") or API_DEFAULT
         cas = settings.get("ca_ders") or ([settings["ca_der"]] if settings.get("ca_der") else ())
-        self.http = Http(cas)  # its buffer is allocated now, while the heap is unfragmented
+        self.http = Http(cas, limits=settings.get("net"))  # its buffer: now, while the heap is whole
         pace = settings.get("requests_per_minute") or REQUESTS_PER_MINUTE
         window = settings.get("pace_window_ms") or 60000
         self.session = Session(None, self.token_file.load(self.clock()))
@@ -239,7 +240,7 @@ def boot():
         "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
         "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
         "address": host, "client_id": config.get("client_id"), "dialect": config.get("dialect"),
-        "sync_downloaded": config.get("sync_downloaded", False),
+        "sync_downloaded": config.get("sync_downloaded", False), "net": config.get("net"),
     }
     try:
         start(settings)

@@ -31,6 +31,8 @@ Environment:
     TONEBRIDGE_DIALECT  optional: "current" (default) or "v1" (the seed's OTP sign-in)
     TONEBRIDGE_ADDRESS  optional: the pedal's own address on its "Wi-Fi" (default: the
                         portal's host); the LAN relay's redirect_uri is built from it
+    TONEBRIDGE_NET      optional: the HTTP client's limits as a JSON object (pedal.net.LIMITS),
+                        e.g. {"rate_window_ms": 1000, "min_rate_bytes": 64} (tests)
     TONEBRIDGE_GC_THRESHOLD
                         optional: gc.threshold() in bytes, so that mem_alloc() stays
                         close to the live data (the memory benchmark)
@@ -100,6 +102,22 @@ def ca_der():
         fail("TONEBRIDGE_CA: cannot read " + path)
 
 
+def net_limits():
+    """$TONEBRIDGE_NET as a dict (pedal.net.LIMITS), or None when it is not set."""
+    text = os.getenv("TONEBRIDGE_NET")
+    if not text:
+        return None
+    import json
+
+    try:
+        limits = json.loads(text)
+    except ValueError:
+        limits = None
+    if not isinstance(limits, dict):
+        fail("TONEBRIDGE_NET must be a JSON object, not " + text)
+    return limits
+
+
 def settings_from_env():
     """The settings dict `pedal.main.start` takes, from the environment."""
     host, port = portal_address()
@@ -123,6 +141,7 @@ def settings_from_env():
         "dialect": os.getenv("TONEBRIDGE_DIALECT") or None,
         "address": os.getenv("TONEBRIDGE_ADDRESS") or host,
         "sync_downloaded": os.getenv("TONEBRIDGE_SYNC_DOWNLOADED") == "1",
+        "net": net_limits(),
         "on_interrupt": interactive,
         "on_serial_start": nonblocking,
     }
