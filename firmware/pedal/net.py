@@ -43,6 +43,8 @@ from tonecore.errors import DownloadError, ProtocolError, TransportError, TrustE
 from tonecore.http import Response
 from tonecore.urls import split_url
 
+from .console import log
+
 HEAD_MAX = 4096
 BUFFER = 8192  # head, JSON bodies (parsed in place) and download chunks share it
 IO_TIMEOUT_MS = 15000
@@ -101,10 +103,13 @@ class Http:
         self.rate_window_ms = RATE_WINDOW_MS
         self.max_trailers = MAX_TRAILERS
         self.max_body = max_body
-        for name in limits or ():
-            if name not in LIMITS:
-                raise ValueError("unknown net setting %r; known: %s" % (name, ", ".join(LIMITS)))
-            setattr(self, name, int(limits[name]))
+        for name in limits or ():  # a wrong one is logged, not fatal: a pedal must still boot
+            try:
+                if name not in LIMITS:
+                    raise ValueError("known: " + ", ".join(LIMITS))
+                setattr(self, name, int(limits[name]))
+            except (TypeError, ValueError) as exc:
+                log("net: setting %r ignored (%s)" % (name, exc))
         self.open = 0
         self._tls = None
 
