@@ -1,6 +1,7 @@
 """The serial console log: one line per event, with seconds since boot.
 
-Never pass tokens, API keys or signed URLs here.  A console nobody reads must not
+Never pass tokens, API keys or signed URLs here.  Control characters are printed as
+spaces (server text must not drive the terminal).  A console nobody reads must not
 stall the pedal: a failed write is dropped.  While a USB link session owns the console
 (`hold(True)`), lines wait and are printed when it ends.
 """
@@ -19,8 +20,17 @@ def _print(line):
         pass
 
 
+def _plain(text):
+    """`text` without control characters: a server's words (a model's name, an error
+    message) must not send escape sequences to the serial terminal."""
+    for c in text:
+        if c < " " or "\x7f" <= c < "\xa0":
+            return "".join(" " if c < " " or "\x7f" <= c < "\xa0" else c for c in text)
+    return text
+
+
 def log(message):
-    line = "[%8.3f] %s" % (time.ticks_diff(time.ticks_ms(), _BOOT) / 1000, message)
+    line = "[%8.3f] %s" % (time.ticks_diff(time.ticks_ms(), _BOOT) / 1000, _plain(message))
     if _held is None:
         _print(line)
         return
