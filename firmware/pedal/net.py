@@ -518,6 +518,9 @@ class HttpResponse(Response):
             return json.loads(self.body)
         except (ValueError, TypeError):
             raise ProtocolError("malformed JSON from %s (HTTP %d)" % (self.where, self.status))
+        except (RuntimeError, MemoryError):  # nesting: the parser's recursion or the heap ran out
+            raise ProtocolError("malformed JSON from %s (HTTP %d): nested too deeply to parse"
+                                % (self.where, self.status))
 
 
 def _reason(exc):

@@ -57,6 +57,7 @@ MODES = {
     "huge-line-file": "the model file chunked with a 1 MB chunk-size line",
     "endless-chunked-file": "the model file chunked and never ending",
     "drip-file": "the model file announced as 1 MB, sent one byte every `drip_s`",
+    "drip-head-file": "the model file's response head, one byte every `drip_s`",
     "endless-trailers-file": "the model file chunked, then trailer lines without end",
 }
 DANGEROUS_NAMES = {  # model id -> the file name at the end of its model_url (URL-encoded)
@@ -70,8 +71,13 @@ DANGEROUS_NAMES = {  # model id -> the file name at the end of its model_url (UR
 STAMP = "2024-05-01T10:00:00Z"
 
 
+_FILE = []
+
+
 def model_file():
     """A real NAM file (the emulator's nano WaveNet, ~19 KB): what a good server sends."""
+    if _FILE:
+        return _FILE[0]
     from tonebridge.dev.emulator.catalogue import Catalogue
     from tonebridge.dev.emulator.config import DEFAULT_SEED
     from tonebridge.dev.emulator.model_files import FileStore
@@ -79,7 +85,8 @@ def model_file():
     catalogue = Catalogue(DEFAULT_SEED)
     nano = min((m for m in catalogue.models.values() if m.platform == "nam" and m.size == "nano"),
                key=lambda m: m.id)
-    return FileStore(catalogue).get(nano).data
+    _FILE.append(FileStore(catalogue).get(nano).data)
+    return _FILE[0]
 
 
 def head(status, headers, reason="Status"):
@@ -175,6 +182,8 @@ class HostileApi:
         host: the name in the URLs ("localhost" for a certificate that names it).
         drip_s: seconds between the bytes of the drip modes.
     Attributes:
+        version: goes into the models' `updated_at`: raise it and a pedal that holds
+            them downloads them again.
         base_url, api: the origin, and the API base (base_url + "/api/v1").
         requests: every Request received, oldest first.
         sent: bytes sent by the endless modes (they stop when the client hangs up).
@@ -183,6 +192,7 @@ class HostileApi:
     def __init__(self, mode=None, tls=None, host="127.0.0.1", drip_s=0.5):
         self.mode = mode
         self.drip_s = drip_s
+        self.version = 0
         self.host = host
         self.file = model_file()
         self.requests = []
@@ -285,7 +295,8 @@ class HostileApi:
     def _model(self, model_id, url):
         name = MARKUP_TITLE if self.mode == "markup" else "Model %d" % model_id
         return {"id": model_id, "name": name, "model_url": url, "tone_id": TONE_ID, "size": "nano",
-                "architecture_version": "1", "created_at": STAMP, "updated_at": STAMP}
+                "architecture_version": "1", "created_at": STAMP,
+                "updated_at": "2024-05-01T10:%02d:%02dZ" % divmod(self.version % 3600, 60)}
 
     def _misbehave(self, conn, mode, body):
         """Send `body` (a JSON page or the model file) the way `mode` says."""
@@ -315,6 +326,14 @@ class HostileApi:
                 self.sent += 1
                 time.sleep(self.drip_s)
             return
+        if mode == "drip-head":
+            for byte in head(200, [("Content-Length", len(body))] + [("X-Slow-%d" % i, "v") for i in range(500)]):
+                if self._main.stopping:
+                    return
+                conn.sendall(bytes([byte]))
+                self.sent += 1
+                time.sleep(self.drip_s)
+            return conn.sendall(body)
         if mode == "endless-trailers":
             conn.sendall(head(200, [("Transfer-Encoding", "chunked")]))
             return self._flood(conn, b"%x\r\n%s\r\n0\r\n" % (len(body), body), b"X-Trailer: 1\r\n" * 64)

@@ -318,3 +318,26 @@ def test_a_disk_that_fills_up_mid_download_keeps_the_part_and_says_which_disk(tm
     assert again.exit_code == 0, again.output
     assert (out / "broken.nam").read_bytes() == FILE and sorted(os.listdir(out)) == ["broken.nam"]
     assert files[-1].headers.get("range") == "bytes=100-"
+
+
+def test_a_download_whose_head_drips_is_given_up_on_at_the_deadline(tmp_path, monkeypatch):
+    """The direct path reads the head through a Meter: a byte every 0.1 s never trips the
+    read timeout, the head's deadline does."""
+    from hostile_api import HostileApi
+
+    from tonebridge.api import transport
+    from tonebridge.api.transport import HttpxDriver
+    from tonecore.errors import TransportError
+    from tonecore.http import Request
+
+    monkeypatch.setattr(transport, "REQUEST_DEADLINE_S", 1.0)
+    with HostileApi("drip-head-file", drip_s=0.1) as api:
+        driver = HttpxDriver()
+        started = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            driver.send(Request("GET", api.base_url + "/files/clean.nam", stream=True))
+        took = time.monotonic() - started
+        api.stop_endless()
+        driver.close()
+    assert "127.0.0.1:%s did not answer within 1 s" % api.base_url.rsplit(":", 1)[1] in str(caught.value)
+    assert 0.9 < took < 2.5

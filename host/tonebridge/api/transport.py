@@ -27,9 +27,9 @@ test_hostile_api.py plays such servers):
                          arrived, within 60 s: a server dripping a byte at a time is
                          given up on (TransportError)
     MIN_BODY_BYTES / RATE_WINDOW_S
-                         a download body bringing fewer than 1 KB in 30 s is given up
-                         on ("sent too slowly"); the core resumes it once, and a second
-                         slow body ends the download (DownloadError)
+                         a download body bringing fewer than 32 KB in 30 s (about 1 KB/s)
+                         is given up on ("sent too slowly"); the core resumes it once,
+                         and a second slow body ends the download (DownloadError)
     MAX_LINE, MAX_TRAILERS, FRAMING_SLACK
                          a chunked download's size lines and trailers are bounded: an
                          endless trailer or chunk extension is a ProtocolError
@@ -77,7 +77,7 @@ WAIT_SLICE_S = 1.0  # a waiter re-checks at least this often (robust to a lost n
 BODY_BUFFER = 256 * 1024  # download bodies are read into one buffer of this size
 MAX_JSON_BYTES = 4 * 1024 * 1024  # an API reply past this is refused (a page of 100 tones is ~100 KB)
 REQUEST_DEADLINE_S = 60.0  # an API reply, or a download's head, not complete by then is given up on
-MIN_BODY_BYTES = 1024  # a download body bringing fewer bytes than this...
+MIN_BODY_BYTES = 32 * 1024  # a download body bringing fewer bytes than this...
 RATE_WINDOW_S = 30.0  # ...in a window of this many seconds was "sent too slowly"
 MAX_SLOW_BODIES = 2  # slow bodies of one download before it is given up on (the first is resumed)
 MAX_HEADERS = 100  # header lines in a response head (http.client's own limit, applied to httpx too)
@@ -199,7 +199,7 @@ class Meter:
         self._waiting_for = None  # the limit `timeout()` last shortened the wait for
 
     def body(self, deadline_s=None, min_bytes=None, window_s=None):
-        """The head is in: from now on the body's limits apply."""
+        """The head of a streamed body is in: from now on the body's limits apply."""
         now = self.clock()
         self.in_body = True
         self.deadline_s = deadline_s
@@ -208,6 +208,10 @@ class Meter:
         self.window_s = window_s
         self.window_end = now + window_s if min_bytes and window_s else None
         self.window_bytes = 0
+
+    def reply_body(self):
+        """The head of an API reply is in: its body is under the same deadline."""
+        self.in_body = True
 
     def _late(self):
         if self.in_body:
@@ -576,6 +580,7 @@ class HttpxDriver(Driver):
             return HttpxResponse(raw, None, url, meter)
         try:
             meter.arrived(0)  # the head came after the deadline: so does the reply
+            meter.reply_body()
             body = read_json_body(raw, url, meter)
         finally:
             raw.close()
