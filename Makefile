@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # An ESP32 without PSRAM: the MicroPython heap the core's tests must fit in.
 MPY_HEAP ?= 128k
 
-.PHONY: install test test-micropython test-python fuzz demo bench firmware clean
+.PHONY: install test test-micropython test-python fuzz soak demo bench firmware clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ test-python: install
 ## fuzz: the fuzz tests with 1000000 random inputs each (make test runs 100000, derandomized)
 fuzz: install
 	TONEBRIDGE_FUZZ_EXAMPLES=1000000 TONEBRIDGE_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/properties -k fuzz
+
+## soak: the hostile-API matrix (host CLI and simulated pedal) with the real limits: a byte
+## every 14 s, a 64 MB flood, the full retry backoff; several minutes (make test runs it short)
+soak: install
+	TONEBRIDGE_SOAK=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/host/test_hostile_api.py tests/pedal/test_pedal_hostile_api.py
 
 ## demo: local emulator, OTP sign-in, favorites, downloads
 demo: install

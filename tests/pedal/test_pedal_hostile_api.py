@@ -46,13 +46,13 @@ API_MODES = {
     "retry-after-nan": ("error", "rate limited by TONE3000 (HTTP 429)"),
     "error-escape": ("error", "access denied (HTTP 403)"),
 }
-FILE_MODES = {  # a model that fails is counted and the sync goes on: it ends "done"
+FILE_MODES = {  # a model that fails is counted and the sync goes on ("done"); a full flash stops it
     "drip-file": ("done", "sent too slowly (fewer than 64 bytes in 1 s), 2 times; gave up"),
     "endless-trailers-file": ("done", "sent more than 16 trailer lines"),
+    "endless-chunked-file": ("error", "the flash filled up while writing model 7"),  # 16 MB: about 2 s
 }
 if SOAK:
     FILE_MODES["huge-line-file"] = ("done", "a line longer than 256 bytes")  # six attempts: 16 s of backoff
-    FILE_MODES["endless-chunked-file"] = ("error", "the flash filled up")  # 16 MB into the flash
 
 
 def session_image(path):
@@ -106,9 +106,9 @@ def start_sync(pedal):
     assert reply.status_code == 202, (reply.status_code, reply.text)
 
 
-def finished_sync(pedal, what):
+def finished_sync(pedal, what, timeout_s=SYNC_S):
     started = time.monotonic()
-    done = wait_status(pedal, sync_finished, SYNC_S, "the end of the %s sync" % what)["sync"]
+    done = wait_status(pedal, sync_finished, timeout_s, "the end of the %s sync" % what)["sync"]
     return done, time.monotonic() - started
 
 
@@ -226,3 +226,24 @@ def test_an_http_model_url_under_an_https_api_gets_no_token(lib, tmp_path):
     assert [r.listener for r in downloads] == ["plain"]  # the file came over http...
     assert api.authorized("plain") == []  # ...without the token
     assert set(api.authorized("api")) == {"Bearer " + TOKEN}  # which went to the API, over https
+
+
+@pytest.mark.skipif(not SOAK, reason="make soak: a byte every 14 s, against the pedal's own limits")
+def test_a_byte_every_14_s_is_given_up_on_with_the_pedals_own_limits(lib, tmp_path):
+    """With its defaults (4 KB per 10 s, a 30 s deadline for an API reply) the pedal gives
+    up on a listing dripped a byte every 14 s in a window, and on such a download after
+    two windows: never held for long."""
+    flash = tmp_path / "flash.img"
+    session_image(flash)
+    with HostileApi("drip", drip_s=14) as api:
+        with SimulatedPedal(api.api, str(flash), lib=lib) as pedal:
+            pedal.start()
+            done, took = finished_sync(pedal, "drip", 60)
+            assert done["state"] == "error" and took < 25, (done, took)
+            assert "sent too slowly (fewer than 4096 bytes in 10 s)" in "\n".join(pedal.console_lines())
+            api.mode = "drip-file"
+            start_sync(pedal)
+            done, took = finished_sync(pedal, "drip-file", 120)
+            assert done["state"] == "done" and done["failed"] == 1 and took < 50, (done, took)
+            assert "2 times; gave up" in "\n".join(pedal.console_lines())
+            api.stop_endless()
