@@ -341,3 +341,27 @@ def test_a_download_whose_head_drips_is_given_up_on_at_the_deadline(tmp_path, mo
         driver.close()
     assert "127.0.0.1:%s did not answer within 1 s" % api.base_url.rsplit(":", 1)[1] in str(caught.value)
     assert 0.9 < took < 2.5
+
+
+@pytest.mark.parametrize("framing", ["close", "length", "chunked"])
+def test_a_large_body_arrives_whole_in_every_framing(tmp_path, framing):
+    """Many reads of the direct path: to the close, by Content-Length, chunked."""
+    import hashlib
+
+    big = FILE[:-5] + b", 0.25" * 200000 + b"1.0]}"  # ~1.2 MB: many socket reads
+
+    def respond(request):
+        if framing == "close":
+            return raw_response(200, [("Connection", "close")], big)
+        if framing == "length":
+            return raw_response(200, [("Content-Length", len(big)), ("Connection", "close")], big)
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(big[i:i + 70000]), big[i:i + 70000])
+                          for i in range(0, len(big), 70000))
+        return raw_response(200, [("Transfer-Encoding", "chunked"), ("Connection", "close")],
+                            chunks + b"0\r\nX-Trailer: 1\r\n\r\n")
+
+    with serve(respond) as server:
+        home = signed_in_home(tmp_path, server.base_url)
+        result, out = run_download(tmp_path, server.base_url, home)
+    assert result.exit_code == 0, result.output
+    assert hashlib.sha256((out / "broken.nam").read_bytes()).digest() == hashlib.sha256(big).digest()

@@ -404,8 +404,9 @@ class DirectResponse(Response):
                 count = self.fp.readinto1(view)
                 if self.left is not None:
                     self.left -= count
-                # the end (early: the plan's body_ended says how early)
-                self.done = not count or not self.left
+                # the end: the close, or all of Content-Length (a close before it: the
+                # plan's body_ended says how early)
+                self.done = not count or self.left == 0
         except (OSError, http.client.HTTPException) as exc:
             raise network_error(exc, self.url, connected=True) from None
         self.received += count
