@@ -427,8 +427,10 @@ class PartFile:
             room = library.room()  # other unfinished downloads gave way
         if need > room:
             self.discard()
-            raise LibraryFull("not enough flash for model %d: it needs %d KB, %d KB are free"
-                              % (self.model_id, need // 1024, max(room, 0) // 1024))
+            raise LibraryFull("not enough flash for model %d: it needs %d KB, %d KB are free for models "
+                              "(%d KB more are kept for the library's own writes)"
+                              % (self.model_id, need // 1024, max(room, 0) // 1024,
+                                 (library.free_bytes() - room) // 1024))
 
     def _first_write(self):
         """A download's length and ETag are known once its response arrived."""

@@ -55,8 +55,8 @@ class FlashStore:
         self.record = None  # what the manifest will say of it
 
     def info(self):
-        try:
-            free = self.library.free_bytes()
+        try:  # what a model may take: the figure a push that does not fit is refused with
+            free = max(self.library.room(), 0)
         except OSError:
             free = None
         return {"board": boardinfo.NAME, "free": free, "firmware": FIRMWARE}

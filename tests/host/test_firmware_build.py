@@ -618,19 +618,19 @@ def test_an_up_to_date_board_is_left_alone(tmp_path, source_tree, fake_mpremote)
     assert len(forced) == 1 and _split_plus(forced[0])[-1] == ["reset"]  # no probe, everything copied
 
 
-@pytest.mark.parametrize("failure, message", [
+@pytest.mark.parametrize("failure, message, code", [
     ("mpremote: failed to access /dev/ttyUSB9 (it may be in use by another program)",
-     "cannot open /dev/ttyUSB9: no such port, or another program (a serial monitor?) has it open"),
+     "cannot open /dev/ttyUSB9: no such port, or another program (a serial monitor?) has it open", 2),  # a bad --port
     ("mpremote.transport.TransportError: could not enter raw repl",
-     "the board on /dev/ttyUSB9 does not answer: is MicroPython on it?"),
-    ("mpremote: something odd\n", "mpremote failed on /dev/ttyUSB9: mpremote: something odd"),
+     "the board on /dev/ttyUSB9 does not answer: is MicroPython on it?", 1),
+    ("mpremote: something odd\n", "mpremote failed on /dev/ttyUSB9: mpremote: something odd", 1),
 ])
-def test_deploy_failures_are_one_line(tmp_path, source_tree, fake_mpremote, failure, message):
+def test_deploy_failures_are_one_line(tmp_path, source_tree, fake_mpremote, failure, message, code):
     env, calls, script = fake_mpremote
     out = build_for("esp32_generic", tmp_path, source_tree)["out"]
     env["FAKE_MPREMOTE_FAIL"] = failure
     result = deploy_cli(env, "--board", "esp32_generic", "--port", "/dev/ttyUSB9", "--out", out)
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert result.stderr.startswith("tonebridge: error: " + message)
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
 

@@ -161,7 +161,7 @@ def test_cli_push_ls_activate_rm_and_errors(pedal, tmp_path):
     gone = cli("rm", "Lead", *port)
     assert gone.returncode == 0 and "Deleted model 901" in gone.stdout
     missing = cli("rm", "Lead", *port)
-    assert missing.returncode == 2 and missing.stderr.startswith("tonebridge: error: no model named")
+    assert missing.returncode == 7 and missing.stderr.startswith("tonebridge: error: no model named")
     nothing = cli("rm", "4242", *port)
     assert nothing.returncode == 7 and "not installed" in nothing.stderr and "Traceback" not in nothing.stderr
     no_port = cli("ls", "--port", str(tmp_path / "ttyNOPE"))

@@ -148,8 +148,16 @@ def _run_mpremote(argv, port, timeout_s):
         raise FirmwareError("the board on %s does not answer (nothing for %d s); "
                             "press its reset button and try again" % (port, timeout_s)) from None
     if done.returncode != 0:
-        raise FirmwareError(describe_mpremote_failure(port, done.stderr or done.stdout))
+        text = describe_mpremote_failure(port, done.stderr or done.stdout)
+        # a --port that cannot be opened is a usage error, as in every other command
+        raise (UsageError if _port_problem(done.stderr or done.stdout) else FirmwareError)(text)
     return done.stdout
+
+
+def _port_problem(text):
+    """Whether mpremote failed because the port could not be opened or found."""
+    low = text.lower()
+    return "failed to access" in low or "no device found" in low
 
 
 def describe_mpremote_failure(port, text):
@@ -181,8 +189,10 @@ def deploy(board, port, out=None, force=False, boards_dir=None, note=None):
         {"board", "port", "copied": [paths], "removed": [paths], "bytes": copied bytes}.
 
     Raises:
-        UsageError: unknown board, or the simulator board.
-        FirmwareError: no build, mpremote missing, the port busy, the board not answering.
+        UsageError: unknown board, or the simulator board; the port cannot be opened (no
+            such port, busy) or no board was found on USB (the exit code of a bad --port
+            in every command).
+        FirmwareError: no build, mpremote missing, the board not answering.
     """
     info = load_board(board, boards_dir)
     if info.simulated:

@@ -4,6 +4,7 @@ import click
 
 from tonebridge.cli import output
 from tonebridge.cli.common import api_option, open_connection
+from tonecore.errors import ToneError
 
 
 @click.command()
@@ -64,16 +65,24 @@ def download(ctx, model_id, tone_id, out, force, as_json):
     from tonebridge.api import downloads
     from tonebridge.api.token_store import config_home
 
+    targets = []  # the file being downloaded, once known
+
+    def target_of(ref):
+        targets.append(downloads.target_path(out, ref.filename))
+        return targets[-1]
+
     with open_connection(ctx) as conn:
         index = downloads.ModelIndex(config_home(), conn.api_base)
-        with output.DownloadProgress("model %d" % model_id) as progress:
-
-            def target_of(ref):
-                return downloads.target_path(out, ref.filename)
-
-            ref, result = downloads.download_model(
-                conn, model_id, target_of, index, tone_id, force, progress.update, output.note
-            )
+        try:
+            with output.DownloadProgress("model %d" % model_id) as progress:
+                ref, result = downloads.download_model(
+                    conn, model_id, target_of, index, tone_id, force, progress.update, output.note
+                )
+        except OSError as error:  # the destination cannot be written: name it, not its .part
+            if not targets:
+                raise
+            reason = error.strerror or str(error)
+            raise ToneError("cannot save %s: %s" % (targets[-1], reason[:1].lower() + reason[1:])) from None
     if as_json:
         record = result.to_json()
         record.update({"model_id": ref.id, "name": ref.name, "tone_id": ref.tone_id})

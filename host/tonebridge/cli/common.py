@@ -142,6 +142,36 @@ def open_connection(ctx):
     return conn
 
 
+def check_tcp_port(host, port, option):
+    """Refuse a TCP `port` that a server cannot listen on at `host` (0: any free one).
+
+    A probe binds it as a server would (SO_REUSEADDR: only another listener, not a
+    closed connection, makes it busy) and lets it go at once.
+
+    Raises:
+        UsageError: it is in use, or needs privileges; the message names `option`.
+    """
+    import errno
+    import socket
+
+    if not port:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise UsageError("port %d is in use (choose another with %s)" % (port, option)) from None
+            if error.errno == errno.EACCES:
+                raise UsageError("port %d needs administrator rights (choose one above 1023 with %s)"
+                                 % (port, option)) from None
+            if error.errno == errno.EADDRNOTAVAIL:
+                raise UsageError("cannot listen on %s: no such address here" % host) from None
+            raise UsageError("cannot listen on %s:%d: %s (choose another with %s)"
+                             % (host, port, error.strerror or error, option)) from None
+
+
 def login_command(api):
     """The command that signs in to `api`."""
     return "tonebridge login" + ("" if api == DEFAULT_API else " --api " + api)

@@ -1,9 +1,16 @@
-"""The development stand-ins as commands: `sim` (and `emulator`, loaded on use)."""
+"""The development stand-ins as commands: `sim` and `emulator`.
+
+Their options are checked here, before anything starts, so that a bad one is a usage
+error that names it (a busy --portal-port, a --ca that is not a DER certificate), not
+the firmware's own error from inside the simulated pedal.
+"""
 
 import click
 
-from tonebridge.cli.common import api_option, current_api
-from tonecore.errors import ToneError
+from tonebridge.cli.common import api_option, check_tcp_port, current_api
+from tonecore.errors import ToneError, UsageError
+
+CA_MAX_BYTES = 64 * 1024  # a CA certificate is a few KB
 
 @click.command()
 @api_option
@@ -26,8 +33,34 @@ def sim(ctx, board, heap, flash, ca, log, portal_port, overlay):
     """
     from tonebridge.dev import simulator  # only this command needs it
 
+    if ca:
+        check_der_certificate(ca)
+    check_tcp_port(simulator.PORTAL_HOST, portal_port, "--portal-port")
     simulator.run(current_api(ctx), board, heap, flash, ca, log, portal_port, overlay, echo=click.echo)
 
+
+def check_der_certificate(path):
+    """Refuse a --ca file that is not a DER certificate (the pedal reads DER only).
+
+    Raises:
+        UsageError: unreadable, PEM (with the command that converts it), or not a certificate.
+    """
+    import ssl
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(CA_MAX_BYTES + 1)
+    except OSError as error:
+        raise UsageError("cannot read %s: %s" % (path, error.strerror or error)) from None
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        raise UsageError("%s is a PEM certificate; the pedal reads DER (convert it: "
+                         "openssl x509 -in %s -outform der -out ca.der)" % (path, path))
+    try:
+        if len(data) > CA_MAX_BYTES:
+            raise ValueError("too large")
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=data)
+    except (ssl.SSLError, ValueError):
+        raise UsageError("%s is not a DER CA certificate (--ca)" % path) from None
 
 
 def emulator_command():

@@ -1,6 +1,6 @@
 """`tonebridge pedal …`: a pedal on USB serial.
 
-    tonebridge pedal info      [--port PORT] [--json]   board, free flash, link limits
+    tonebridge pedal info      [--port PORT] [--json]   board, flash free for models, link limits
     tonebridge pedal ls        [--port PORT] [--json]   the models installed
     tonebridge pedal push FILE [--id N] [--name] [--platform] [--activate] [--json]
     tonebridge pedal rm MODEL / activate MODEL [--json] MODEL: an id or an exact name
@@ -15,13 +15,16 @@ its USB ids.  Opening the port does not reset the board.  Pushes resume: run the
 push again after an unplug and it continues where the pedal's flash ends.
 """
 
+import errno
 import os
+import shutil
 
 import click
 import platformdirs
 
-from tonecore.errors import LinkBroken, ToneError, UsageError
+from tonecore.errors import LinkBroken, PedalRefused, ToneError, UsageError
 from tonecore.formats import platform_of
+from tonecore.link import E_NO_SPACE, E_NOT_FOUND
 from tonecore.records import MAX_PAGE_SIZE
 from tonecore.syncpolicy import SKIP, UP_TO_DATE, SyncPolicy
 
@@ -60,7 +63,12 @@ def pedal_group():
 @port_options
 @json_option
 def info(port, baud, as_json):
-    """What the pedal says about itself: board, free flash, link limits."""
+    """What the pedal says about itself: board, flash free for models, link limits.
+
+    The free flash is what a model may take: the pedal keeps a reserve for its own
+    writes (SPARE_BLOCKS in firmware/pedal/library.py) and refuses a push that does not
+    fit with this same figure.
+    """
     with connect(port, baud) as pedal:
         data = dict(pedal.info)
         models, active = pedal.models()
@@ -69,7 +77,10 @@ def info(port, baud, as_json):
         output.emit_json(data)
         return
     click.echo("%s on %s (firmware %s, protocol %s)" % (data["board"], data["port"], data["firmware"], data["protocol"]))
-    click.echo("  %d models installed, active %s; %s free" % (data["models"], data["active"] or "-", output.human_bytes(data["free_bytes"])))
+    # free_bytes: what a model may take (the flash free less the pedal's reserve for its
+    # own writes), the figure a push that does not fit is refused with
+    click.echo("  %d models installed, active %s; %s free for models" % (
+        data["models"], data["active"] or "-", output.human_bytes(data["free_bytes"])))
     click.echo("  frames up to %d bytes, window %d, receive buffer %s%s" % (
         data["max_frame"], data["window"], data["rx_buffer"] or "unlimited",
         ", deflate" if data["deflate"] else ""))
@@ -136,7 +147,13 @@ def push(path, port, baud, model_id, name, platform, activate, no_compress, as_j
 
 
 def _model_id(pedal, model):
-    """The id of MODEL: an id, or the exact name of one installed model."""
+    """The id of MODEL: the id or the exact name of one installed model.
+
+    Raises:
+        PedalRefused: no model of that name (exit 7, as the pedal's own refusal of an
+            unknown id: an unknown model is the same error however it is named).
+        UsageError: several models have that name.
+    """
     models, _ = pedal.models()
     if model.isdigit():
         return int(model)
@@ -144,7 +161,7 @@ def _model_id(pedal, model):
     if len(named) == 1:
         return named[0].id
     if not named:
-        raise UsageError("no model named %r on the pedal (see `tonebridge pedal ls`)" % model)
+        raise PedalRefused("no model named %r on the pedal (see `tonebridge pedal ls`)" % model, E_NOT_FOUND)
     raise UsageError("%d models are named %r; use the id" % (len(named), model))
 
 
@@ -202,12 +219,23 @@ def sync(ctx, port, baud, api, downloaded, as_json):
             len(report["pushed"]), len(report["up_to_date"]), len(report["skipped"]), len(report["failed"])))
         for item in report["failed"]:
             click.echo("  model %d: %s" % (item["id"], item["error"]))
+    if report["stopped"]:
+        raise HostDiskFull(report["stopped"])  # exit 1: a local problem
     if report["failed"]:
         ctx.exit(EXIT_PEDAL)
 
 
+class HostDiskFull(ToneError):
+    """This computer's disk is full: `pedal sync` stops (the pedal keeps what it got)."""
+
+
 class PedalSync:
     """One `pedal sync`: tonecore.syncpolicy over a pedal on USB, downloads in the cache.
+
+    A full disk is told apart from a full pedal: this computer's disk full stops the
+    sync ("stopped" in the report: which folder, how much is free, what was kept);
+    the pedal's flash full fails that model (its message has what the pedal has
+    free for models) and the sync goes on, smaller models may still fit.
 
     Args:
         conn: a transport.Connection (signed in).
@@ -225,10 +253,18 @@ class PedalSync:
             self.policy = SyncPolicy(facts.formats, facts.max_model_bytes, facts.nam_architectures, downloaded)
         except ToneError:
             self.policy = SyncPolicy(None, downloaded=downloaded)  # a board this host does not know: nothing filtered
-        self.report = {"pushed": [], "up_to_date": [], "skipped": [], "failed": []}
+        self.report = {"pushed": [], "up_to_date": [], "skipped": [], "failed": [], "stopped": None}
 
     def run(self):
-        """Returns the report: ids pushed, up to date, skipped (with why) and failed."""
+        """Returns the report: ids pushed, up to date, skipped (with why) and failed, and
+        why it stopped early (None: it did not)."""
+        try:
+            self._run()
+        except HostDiskFull as error:
+            self.report["stopped"] = str(error)
+        return self.report
+
+    def _run(self):
         conn, policy, report = self.conn, self.policy, self.report
         installed = {m.id: m.updated_at or "" for m in self.pedal.models()[0]}  # as SyncPolicy.decide wants
         for tone_id, platform in conn.run(policy.tones(conn.client, MAX_PAGE_SIZE)):
@@ -244,18 +280,22 @@ class PedalSync:
                     report["up_to_date"].append(model.id)
                 else:
                     self._install(tone_id, platform, model)
-        return report
 
     def _install(self, tone_id, platform, model):
         """Download `model` into the cache, then push it; a failure is reported, not raised
-        (unless the link itself broke)."""
+        (unless the link itself broke, or this computer's disk is full: HostDiskFull)."""
         from tonebridge.api import downloads
 
         ref = downloads.ModelRef.from_model(model, tone_id)
         target = os.path.join(cache_dir(), str(model.id), ref.filename)
         try:
-            with output.DownloadProgress("download %s" % ref.filename) as progress:
-                done = downloads.download(self.conn, ref, target, force=True, on_progress=progress.update)
+            try:
+                with output.DownloadProgress("download %s" % ref.filename) as progress:
+                    done = downloads.download(self.conn, ref, target, force=True, on_progress=progress.update)
+            except (ToneError, OSError) as error:
+                if _disk_full(error):
+                    raise HostDiskFull(self._host_full(model, target)) from None
+                raise
             if not self.policy.fits(done.size):
                 self.report["skipped"].append({"id": model.id, "reason": "too large for %s" % self.board})
                 return
@@ -265,7 +305,44 @@ class PedalSync:
                                          progress=progress.update, sha256=bytes.fromhex(done.sha256))
             self.report["pushed"].append({"id": model.id, "name": model.name, "bytes": result.size,
                                           "seconds": round(result.elapsed_s, 3)})
-        except LinkBroken:
-            raise  # the link itself failed: stop
-        except ToneError as error:  # the pedal refused it, or the download failed
+        except (LinkBroken, HostDiskFull):
+            raise  # the link itself failed, or nothing more fits here: stop
+        except PedalRefused as error:
+            text = str(error)
+            if error.code == E_NO_SPACE:  # the pedal's message says what it has free for models
+                text = "the pedal is full: %s; the download is kept here in %s" % (text, target)
+            self.report["failed"].append({"id": model.id, "error": text})
+        except ToneError as error:  # the download failed
             self.report["failed"].append({"id": model.id, "error": str(error)})
+
+    def _host_full(self, model, target):
+        """The line for this computer's disk being full while downloading `model`."""
+        folder = _existing_folder(os.path.dirname(target))
+        part = target + ".part"
+        kept = os.path.getsize(part) if os.path.isfile(part) else 0
+        what = ("%s of it is kept in %s for the next sync" % (output.human_bytes(kept), part) if kept
+                else "nothing of it is kept")
+        return ("this computer's disk is full (%s has %s free): model %d was not downloaded, %s; stopped after "
+                "pushing %d models, which stay on the pedal (free some space and run the sync again)"
+                % (folder, output.human_bytes(shutil.disk_usage(folder).free), model.id, what,
+                   len(self.report["pushed"])))
+
+
+def _disk_full(error):
+    """Whether `error` says this computer's disk (or quota) is full."""
+    from tonebridge.api import downloads
+
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    # downloads' own refusal when a file will not fit (a downloads.py without it: none)
+    return isinstance(error, getattr(downloads, "DiskFull", ()))
+
+
+def _existing_folder(path):
+    """`path`, or its nearest ancestor that exists (the disk it is on)."""
+    while path and not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path or "."

@@ -8,8 +8,12 @@ image (a sparse file that `simboard.flash.FileBlockDev` mounts as littlefs), sta
 with the board's heap budget, and puts its console on a pseudo-terminal:
 
     firmware stdout+stderr --> pty master --> /dev/pts/N  (what a serial client opens)
-                           +-> --log file, and a ring of the last 200 console lines
+                           +-> --log file (text lines only), and a ring of the last 200 console lines
     /dev/pts/N --> pty master --> firmware stdin           (raw bytes, both ways)
+
+The --log file gets the console's text lines only: while a host holds a USB link
+session, the console also carries the link's binary frames, which
+tonebridge.dev.consolelog leaves out (the pty, and so the host, gets every byte).
 
 Console output behaves like MicroPython's USB serial: while no program has the pty
 open it is dropped (a UART with nobody listening), so a silent host never stalls the
@@ -55,6 +59,7 @@ import tty
 from tonecore.errors import UsageError
 
 from tonebridge.dev import EMULATOR_CLIENT_ID
+from tonebridge.dev.consolelog import ConsoleText
 from tonebridge.dev.simsetup import (
     DEFAULT_BOARD,
     SimError,
@@ -111,7 +116,7 @@ class SimulatedPedal:
         total_heap: the exact `-X heapsize` instead (nothing added).
         board: a folder of boards/ (unix_sim).
         ca: a DER CA certificate file for https, or None.
-        log: a file the console is appended to, or None.
+        log: a file the console's text lines are appended to (no link frames), or None.
         env: extra environment for the firmware (applied last).
         portal_port: the portal's port; default a free one.
         overlay: a directory of .py sources compiled over the firmware (tests).
@@ -144,6 +149,7 @@ class SimulatedPedal:
         self._master = None
         self._lock_fd = None
         self._log = None
+        self._log_text = {}  # stream -> ConsoleText: what of it goes to the log
         self._staging = None
         self._wake_r = self._wake_w = None
         self._stdin_r = self._stdin_w = None  # the firmware's stdin pipe; the read end only for FIONREAD
@@ -189,6 +195,7 @@ class SimulatedPedal:
         if self.log_path:
             try:
                 self._log = open(self.log_path, "ab")
+                self._log_text = {"stdout": ConsoleText(), "stderr": ConsoleText()}
             except OSError as error:
                 raise UsageError("cannot open the log %s: %s" % (self.log_path, error.strerror or error)) from None
         lib = self.lib
@@ -308,6 +315,8 @@ class SimulatedPedal:
                     os.close(fd)
                     setattr(self, name, None)
         if self._log is not None:
+            for text in self._log_text.values():
+                self._log.write(text.close())
             self._log.close()
             self._log = None
         if self._staging:
@@ -446,7 +455,7 @@ class SimulatedPedal:
                         continue
                     self._to_pty(data)
                     if self._log is not None:
-                        self._log.write(data)
+                        self._log.write(self._log_text[key.data].feed(data))
                         self._log.flush()
                     self._add_output(key.data, data)
         finally:

@@ -10,6 +10,9 @@ import sys
 
 import click
 
+from tonebridge.cli.common import check_tcp_port
+from tonecore.errors import UsageError
+
 from .config import DIALECTS, EmulatorConfig
 from .oauth import DEMO_CLIENT_ID
 
@@ -60,6 +63,13 @@ def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate
     if tls_key and not tls_cert:
         raise click.UsageError("--tls-key needs --tls-cert")
     tls = (tls_cert, tls_key or tls_cert) if tls_cert else None
+    try:  # a bad file or a busy port: one line naming it (click's error: the module also runs standalone)
+        if tls:
+            check_tls_files(*tls)
+        check_tcp_port(host, port, "--port")
+        check_tcp_port(host, storage_port, "--storage-port")
+    except UsageError as error:
+        raise click.UsageError(str(error)) from None
     try:
         server = EmulatorServer(config, tls=tls, tls_host=tls_host)
     except OSError as exc:
@@ -70,3 +80,39 @@ def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate
                      % ("today's" if dialect == "current" else "the seed's v1", DEMO_CLIENT_ID))
     sys.stderr.flush()
     server.run_forever()
+
+
+def check_tls_files(cert, key):
+    """Refuse --tls-cert / --tls-key files that are not a PEM certificate chain and its
+    private key, saying which file is wrong (not OpenSSL's "[SSL] PEM lib").
+
+    Raises:
+        UsageError: a file holds no PEM certificate or key, the key is not the
+            certificate's, or OpenSSL refuses them for another reason.
+    """
+    import ssl
+
+    if not _holds(cert, b"CERTIFICATE-----"):
+        raise UsageError("%s is not a PEM certificate/key (--tls-cert)" % cert)
+    if not _holds(key, b"PRIVATE KEY-----"):
+        if key == cert:
+            raise UsageError("%s holds no PEM private key: add it to the file, or give it with --tls-key" % cert)
+        raise UsageError("%s is not a PEM private key (--tls-key)" % key)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as error:
+        if error.reason == "KEY_VALUES_MISMATCH":
+            raise UsageError("the key in %s is not the key of the certificate in %s" % (key, cert)) from None
+        reason = (error.reason or str(error)).replace("_", " ").lower()
+        raise UsageError("cannot serve https with %s and %s: %s (an encrypted key is not supported)"
+                         % (cert, key, reason)) from None
+
+
+def _holds(path, marker):
+    """Whether the file at `path` has a PEM block whose BEGIN line ends with `marker`."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(1024 * 1024)
+    except OSError as error:
+        raise UsageError("cannot read %s: %s" % (path, error.strerror or error)) from None
+    return b"-----BEGIN " in text and marker in text
