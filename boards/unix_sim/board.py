@@ -29,5 +29,9 @@ NAM_ARCHITECTURES = ("1", "2", "custom")
 # is what refuses a file too big for the flash (so a test can reach "flash full").
 MAX_MODEL_BYTES = 32 * 1024 * 1024
 
+# The most models it keeps (boards/README.md): every model costs ~330 bytes of heap on the
+# 64-bit simulator (~200 on an ESP32), so the library takes at most a sixth of the heap.
+MAX_MODELS = HEAP_BUDGET // 2048
+
 # The simulator talks to the emulator over http, or gets a CA file at run time.
 CA_FILES = ()

@@ -80,6 +80,7 @@ FIELDS = {
     "NAM_ARCHITECTURES": (lambda value: type(value) is tuple and value and all(a in ARCHITECTURES for a in value),
                           "a tuple of NAM architecture versions (%s)" % ", ".join(ARCHITECTURES)),
     "MAX_MODEL_BYTES": (_is_count, "a byte count"),
+    "MAX_MODELS": (lambda value: _is_count(value) and value > 0, "a count of models, at least 1"),
     "CA_FILES": (_is_ca_files, "a tuple of .der file names"),
 }
 
@@ -130,6 +131,7 @@ class Board:
             "pins": dict(facts["PINS"]),
             "formats": {k: v if v == "*" else list(v) for k, v in facts["FORMATS"].items()},
             "max_model_bytes": facts["MAX_MODEL_BYTES"],
+            "max_models": facts["MAX_MODELS"],
             "nam_architectures": list(facts["NAM_ARCHITECTURES"]),
             "ca_files": list(facts["CA_FILES"]),
         }

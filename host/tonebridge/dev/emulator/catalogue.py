@@ -197,6 +197,13 @@ BENCH_TONE = (90, "demo_player", "bench", "Benchmark IRs (long tails)", "ir", "i
                M("Tail 4 MB", samples=24000, bits=24, repeat=58),
                M("Tail 40 KB", samples=13600, bits=24, repeat=1)])
 
+# `add_many_models(n)` (tonebridge emulator --many-models N): a public tone of n tiny, valid
+# IRs (a 2 KB 48 kHz PCM WAV each) that demo favorited last, for the pedal's library bound
+# ("anyone who publishes such a tone can do this to pedals that favourite it").  Its model
+# ids start at MANY_FIRST_ID so that no other id moves.
+MANY_TONE_ID = 91
+MANY_FIRST_ID = 100001
+
 # NAM "A2" models (TONE3000's second standard architecture), added to these tones after
 # everything else so that every other id stays as it was.  A listing leaves them out
 # unless it asks for `architecture=2` (today's dialect; the seed's v1 never shows them).
@@ -394,6 +401,23 @@ class Catalogue:
         self._add_a2_models()
         if bench_files:  # after everything else: the default catalogue stays byte-identical
             self._add_tone(rng, BENCH_TONE, moment + datetime.timedelta(days=1), next_model)
+
+    def add_many_models(self, count):
+        """Add tone MANY_TONE_ID with `count` tiny IRs, favorited by demo most recently.
+
+        Returns:
+            the Tone.
+        """
+        if MANY_TONE_ID in self.tones:
+            raise ValueError("the many-models tone is already in the catalogue")
+        rng = random.Random("many:%d:%d" % (self.seed, count))
+        row = (MANY_TONE_ID, "irfactory", "many-tiny", "Many Tiny IRs (%d models)" % count, "ir", "ir", "cco",
+               ["Celestion"], ["cab"], True, [M("Tiny %d" % n, samples=1000, bits=16) for n in range(1, count + 1)])
+        tone = self._add_tone(rng, row, REFERENCE_TIME - datetime.timedelta(days=2), MANY_FIRST_ID)
+        favorites = self.favorites[self.demo.id]
+        newest = datetime.datetime.fromisoformat(favorites[0][1]) if favorites else REFERENCE_TIME
+        favorites.insert(0, (MANY_TONE_ID, iso(newest + datetime.timedelta(minutes=5))))
+        return tone
 
     def _add_a2_models(self):
         """The A2 models (A2_MODELS), dated like the tone's last model."""

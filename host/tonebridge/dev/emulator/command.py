@@ -39,6 +39,8 @@ from .oauth import DEMO_CLIENT_ID
               help="Answer the next N requests with 503.")
 @click.option("--seed", default=EmulatorConfig.seed, type=int, show_default=True, help="Catalogue seed.")
 @click.option("--bench-files", is_flag=True, help="Add demo's tone 90 with ~2 MB, ~20 MB, ~4 MB and ~40 KB IRs (for benchmarks).")
+@click.option("--many-models", default=0, type=click.IntRange(0, 100000), show_default=True,
+              help="Add a public tone (91) of N tiny IRs that demo favorited (the pedal's library bound).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
               help="Serve https with this certificate chain (PEM; its key too unless --tls-key).")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="The certificate's private key (PEM).")
@@ -46,8 +48,8 @@ from .oauth import DEMO_CLIENT_ID
 @click.option("--dialect", type=click.Choice(DIALECTS), default="current", show_default=True,
               help="Today's API (OAuth, snake_case, format, architecture) or the seed's v1 (OTP, camelCase).")
 def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate, rate_limit, no_range,
-                     storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed, bench_files, tls_cert, tls_key,
-                     tls_host, dialect):
+                     storage_redirect, chunked, cut_after, delay_ms, fail_5xx, seed, bench_files, many_models, tls_cert,
+                     tls_key, tls_host, dialect):
     """Run a local TONE3000 API emulator (prints its base URL first).
 
     Sign in as demo@example.com for tones and favorites; any other email is a new,
@@ -74,6 +76,8 @@ def emulator_command(host, port, storage_port, token_ttl, refresh_ttl, no_rotate
         server = EmulatorServer(config, tls=tls, tls_host=tls_host)
     except OSError as exc:
         raise click.ClickException("cannot listen on %s:%d: %s" % (host, port, exc.strerror or exc))
+    if many_models:
+        server.state.catalogue.add_many_models(many_models)
     sys.stdout.write(server.base_url + "\n")
     sys.stdout.flush()
     sys.stderr.write("emulator: %s dialect; the demo app's publishable key (client id) is %s\n"
