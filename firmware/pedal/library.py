@@ -2,7 +2,8 @@
 
 Layout under the flash root:
 
-    library.json            the manifest: installed models and the active one
+    library.json            the manifest: installed models and the active one (one
+                            JSON document, one model a line; read a piece at a time)
     session.json            the TONE3000 tokens (see tokens.py)
     models/<id>-<sha8>.<ext>   an installed model; the name changes with the content,
                             so a new version never overwrites the file the manifest
@@ -24,8 +25,17 @@ it to its final name -> rewrite the manifest -> delete the file of the version i
 replaced.  A crash at any point leaves the manifest pointing at complete, verified
 files; `recover()` at boot deletes leftovers (temporaries and files no manifest entry
 owns) and keeps .part files for resuming.
+
+Bounded, because every model costs heap: at most `max_models` entries (the board's
+MAX_MODELS); one more is refused with TooManyModels ("library full").  The manifest is
+read a piece at a time (`_manifest_objects`: one model's JSON at a time, whatever the
+line breaks), never whole: a damaged entry is skipped, entries past the bound or past
+`max_manifest_bytes()` are left out (`note` says so and the manifest is rewritten with
+what was kept); running out of memory while reading leaves the library empty and
+read-only for this start (`read_only` says why), never a crash.
 """
 
+import gc
 import json
 import os
 from binascii import unhexlify
@@ -45,6 +55,10 @@ ID, TONE, NAME, PLATFORM, SIZE, BYTES, SHA, UPDATED, EXT = range(9)
 
 MANIFEST = "library.json"
 MODELS = "models"
+HEAP_PER_MODEL = 2048  # MAX_MODELS when a board names none: HEAP_BUDGET // this (boards/README.md)
+ENTRY_MAX = 1024  # bytes of one model's JSON in the manifest; a longer one is damaged
+NAME_MAX = 80  # characters of a model's name kept (the heap of an entry stays bounded)
+TEXT_MAX = 40  # characters kept of updated_at (a version stamp, compared for equality)
 SPARE_BLOCKS = 16  # kept free beyond a model arriving: manifest rewrites, littlefs metadata
 SYNC_EVERY = 256 * 1024  # a downloading .part is synced (made durable) after this many bytes
 ENOSPC = 28
@@ -69,6 +83,11 @@ class LibraryFull(LibraryError):
     """Not enough flash for a model; nothing was installed."""
 
     link_code = E_NO_SPACE
+
+
+class TooManyModels(LibraryFull):
+    """The library holds the most models this board keeps (its MAX_MODELS); nothing was
+    installed."""
 
 
 class TooLarge(LibraryError):
@@ -122,9 +141,94 @@ def read_json(path, default=None):
 def _unhex(text):
     """32 bytes from a SHA-256 in hex (None stays None: the entry then never verifies)."""
     try:
-        return unhexlify(text) if text else None
+        return unhexlify(text) if text and isinstance(text, str) else None
     except ValueError:
         return None
+
+
+def _text(value, limit):
+    """`value` cut to `limit` characters when it is a string, else None."""
+    if not isinstance(value, str):
+        return None
+    return value[:limit] if len(value) > limit else value
+
+
+def _manifest_objects(f, limit, head):
+    """The models of a manifest, one JSON object (bytes) at a time, from the binary file
+    `f`, in any layout (ours: one model a line, where a damaged line costs that model
+    only; an older firmware's: all on one line).
+
+    Reads 256 bytes at a time and stops after `limit` bytes.  The top level, without the
+    models array's contents (`{"version": 1, "active": 5, "models": []}`), is collected
+    into the bytearray `head`, up to 256 bytes.  An object longer than ENTRY_MAX is
+    yielded as None (damaged).
+    """
+    depth = 0
+    quoted = escaped = False
+    item = None  # the bytes of the model being read; None between models
+    chunk = bytearray(256)
+    read = 0
+    while read < limit:
+        count = f.readinto(chunk)
+        if not count:
+            break
+        read += count
+        for byte in memoryview(chunk)[:count]:
+            if byte == 0x0A and (quoted or depth > 2 or depth == 1):
+                # JSON strings hold no raw line break, and in our layout every line but
+                # the last ends in the models array: whatever broke this line, the next
+                # one starts a model again
+                quoted = escaped = False
+                depth = 2
+                if item is not None:
+                    item = None
+                    yield None
+                continue
+            outer = depth < 2 or (depth == 2 and byte == 0x5D)  # the top level, or the array's ]
+            if quoted:
+                if escaped:
+                    escaped = False
+                elif byte == 0x5C:  # \
+                    escaped = True
+                elif byte == 0x22:  # "
+                    quoted = False
+            elif byte == 0x22:
+                quoted = True
+            elif byte == 0x7B or byte == 0x5B:  # { [
+                depth += 1
+                if depth == 3 and byte == 0x7B:
+                    item = bytearray()
+            elif byte == 0x7D or byte == 0x5D:  # } ]
+                depth -= 1
+                if depth == 2 and item is not None:
+                    item.append(byte)
+                    yield item if len(item) <= ENTRY_MAX else None
+                    item = None
+                    continue
+            if item is not None:
+                if len(item) <= ENTRY_MAX:
+                    item.append(byte)
+            elif outer and len(head) < 256:
+                head.append(byte)
+    if item is not None:
+        yield None  # cut off: the file ends (or the limit came) inside a model
+
+
+def _entry(data):
+    """The manifest entry (a tuple in FIELDS order) in the JSON object `data` (bytes).
+
+    Raises:
+        ValueError: it is not a model (no integer id, a byte count that is no integer).
+    """
+    item = json.loads(data)
+    if not isinstance(item, dict) or type(item.get("id")) is not int or type(item.get("bytes")) is not int:
+        raise ValueError("not a model")
+    name = _text(item.get("file"), NAME_MAX) or ""
+    tone_id = item.get("tone_id")
+    return (item["id"], tone_id if type(tone_id) is int else None, _text(item.get("name"), NAME_MAX),
+            _shared(_text(item.get("platform"), TEXT_MAX)), _shared(_text(item.get("size"), TEXT_MAX)), item["bytes"],
+            _unhex(item.get("sha256")), _text(item.get("updated_at"), TEXT_MAX),
+            _shared(name[name.rfind("."):][:8] if "." in name else ""))
 
 
 _SHARED = PLATFORMS + SIZES + tuple(EXTENSIONS) + (".bin",)
@@ -159,33 +263,91 @@ class Library:
         active: the id of the active model, or None.
     """
 
-    def __init__(self, root, max_model_bytes=None):
+    def __init__(self, root, max_model_bytes=None, max_models=64):
         self.root = root.rstrip("/")
         self.max_model_bytes = max_model_bytes
+        self.max_models = max_models
         self.dir = self.root + "/" + MODELS
         self.path = self.root + "/" + MANIFEST
         self.models = []
         self.active = None
+        self.note = None  # what was wrong with the manifest this start (for the console and page)
+        self.read_only = None  # why nothing may change this start (the manifest could not be read)
         self.load()
 
+    def max_manifest_bytes(self):
+        """The most of the manifest that is read: `max_models` entries of ENTRY_MAX."""
+        return (self.max_models + 1) * ENTRY_MAX
+
     def load(self):
-        data = read_json(self.path, None)
-        if data is None and _exists(self.path):
-            raise LibraryError("the model manifest on flash is damaged")
-        data = data or {}
-        active = data.get("active")
-        models = data.get("models") or []
-        data = None
-        for at in range(len(models)):
-            item = models[at]
-            item["sha256"] = _unhex(item.get("sha256"))
-            name = item.get("file") or ""
-            item["file"] = name[name.rfind("."):] if "." in name else ""
-            models[at] = tuple(_shared(item.get(key)) for key in FIELDS)
-            item = None
+        """Read the manifest a model at a time.  Damaged entries are skipped, and entries
+        past `max_models` or `max_manifest_bytes()` left out (`note` says so; the manifest
+        is then rewritten with what was kept, so that flash and RAM agree); out of memory,
+        the library is empty and `read_only` for this start.  Never raises."""
+        self.models, self.active, self.note, self.read_only = [], None, None, None
+        try:
+            self._read()
+        except MemoryError:
+            self.models = []
+            gc.collect()
+            self.read_only = ("out of memory while reading the model list; models cannot be added, deleted or "
+                              "chosen until the pedal restarts")
+            return
+        if self.note:
+            try:
+                self.save()
+            except OSError as exc:
+                self.read_only = "the model list on flash cannot be rewritten (%s)" % (exc,)
+
+    def _read(self):
+        size = _size(self.path)
+        if size is None:
+            return
+        limit = self.max_manifest_bytes()
+        head = bytearray()
+        damaged = extra = 0
+        models = []
+        try:
+            with open(self.path, "rb") as f:
+                for data in _manifest_objects(f, limit, head):
+                    if len(models) >= self.max_models:
+                        extra += 1
+                        break
+                    try:
+                        entry = _entry(data) if data is not None else None
+                    except ValueError:
+                        entry = None
+                    if entry is None or self._find_in(models, entry[ID]) is not None:
+                        damaged += 1
+                    else:
+                        models.append(entry)
+                    data = entry = None
+        except OSError as exc:
+            self.note = "the model list on flash could not be read to the end (%s)" % (exc,)
+        active = None
+        for text in (head, head + b"]}"):  # the whole top level; or its first line (read no further)
+            try:
+                top = json.loads(text)
+                active = top.get("active") if isinstance(top, dict) else None
+                break
+            except ValueError:
+                pass
+        else:
+            damaged += 0 if extra or size > limit else 1
         self.models = models
-        # an active id that is not installed is no pointer
-        self.active = active if self.find(active) is not None else None
+        self.active = active if type(active) is int and self.find(active) is not None else None
+        if damaged:
+            self.note = ("the model list on flash was damaged: %d entries could not be read and were dropped, "
+                         "%d models kept" % (damaged, len(models)))
+        elif extra or size > limit:
+            self.note = ("the model list on flash names more models than this pedal keeps: kept the first %d"
+                         % len(models))
+
+    def _find_in(self, models, model_id):
+        for entry in models:
+            if entry[ID] == model_id:
+                return entry
+        return None
 
     def save(self):
         """Rewrite the manifest atomically, one entry at a time (no big string)."""
@@ -208,6 +370,8 @@ class Library:
     def _commit(self, models, active):
         """Make `models`/`active` the manifest: on flash first; in RAM only once written
         (a failed write leaves both as they were)."""
+        if self.read_only:
+            raise LibraryError(self.read_only)
         old = self.models, self.active
         self.models, self.active = models, active
         try:
@@ -223,10 +387,28 @@ class Library:
         return "%s/%d.part" % (self.dir, model_id)
 
     def find(self, model_id):
-        for entry in self.models:
-            if entry[ID] == model_id:
-                return entry
-        return None
+        return self._find_in(self.models, model_id)
+
+    def has_room(self, model_id):
+        """True when `model_id` may be installed: it replaces an installed version, or
+        the library holds fewer than `max_models` (and is not read-only)."""
+        return not self.read_only and (len(self.models) < self.max_models or self.find(model_id) is not None)
+
+    def check_room(self, model_id):
+        """Raise unless `model_id` may be installed (see `has_room`).
+
+        Raises:
+            LibraryError: read-only this start.  TooManyModels: the library is full.
+        """
+        if self.read_only:
+            raise LibraryError(self.read_only)
+        if not self.has_room(model_id):
+            raise TooManyModels("library full: %d models (the most this pedal keeps); delete some on the page"
+                                % self.max_models)
+
+    def has_part(self, model_id):
+        """True when a .part of `model_id` is on flash."""
+        return _exists(self.part_path(model_id))
 
     def installed_version(self, model_id):
         """The installed copy's `updated_at` ("" when it has none recorded), or None when
@@ -247,27 +429,61 @@ class Library:
         return sum(entry[BYTES] for entry in self.models)
 
     def recover(self):
-        """At boot: drop temporaries and files no manifest entry owns; keep .parts.
+        """At boot: drop entries whose file is gone, then temporaries and files no entry
+        owns; keep .parts (and everything while `read_only`: their owners are unknown).
 
         Returns:
-            the names removed.
+            how many files were removed.
+        Raises:
+            OSError: the flash failed.  MemoryError: what was done stays done.
         """
         try:
             os.mkdir(self.dir)
         except OSError:
             pass
         _remove(self.path + ".tmp")
-        owned = [file_name(entry) for entry in self.models]
-        removed = []
-        for name in os.listdir(self.dir):
-            if name in owned or name.endswith(".part") or name.endswith(".part.json"):
-                continue
-            if _remove(self.dir + "/" + name):
-                removed.append(name)
-        for name in os.listdir(self.dir):  # a sidecar without its .part is useless
-            if name.endswith(".part.json") and name[:-5] not in os.listdir(self.dir):
-                _remove(self.dir + "/" + name)
-        return removed
+        if self.read_only:
+            return 0
+        kept = [entry for entry in self.models if _exists(self.file_path(entry))]
+        if len(kept) != len(self.models):
+            gone = len(self.models) - len(kept)
+            self._commit(kept, self.active if self._find_in(kept, self.active) else None)
+            self.note = "%d models in the model list had no file on flash; they were dropped" % gone
+        removed = 0
+        while True:  # a few names at a time: the folder may hold thousands of files
+            batch = self._names(self._leftover, 16)
+            count = 0
+            for name in batch:
+                if _remove(self.dir + "/" + name):
+                    count += 1
+            removed += count
+            if len(batch) < 16 or not count:
+                return removed
+
+    def _names(self, wanted, most):
+        """Up to `most` names in the models folder for which `wanted(name)` is true
+        (os.ilistdir: the folder is never listed whole)."""
+        found = []
+        for item in os.ilistdir(self.dir):
+            if item[1] == 0x8000 and wanted(item[0]):  # files only
+                found.append(item[0])
+                if len(found) >= most:
+                    break
+        return found
+
+    def _leftover(self, name):
+        """True for a file in models/ that nothing needs: no entry owns it, it is no .part,
+        or it is a sidecar whose .part is gone."""
+        if name.endswith(".part"):
+            return False
+        if name.endswith(".part.json"):
+            return not _exists(self.dir + "/" + name[:-5])
+        dash = name.find("-")
+        try:
+            entry = self.find(int(name[:dash])) if dash > 0 else None
+        except ValueError:
+            entry = None
+        return entry is None or file_name(entry) != name
 
     # -- models arriving -------------------------------------------------------------
 
@@ -287,7 +503,10 @@ class Library:
             a PartFile, writing on after its `size` bytes.
         Raises:
             TooLarge, LibraryFull: `total` does not fit (nothing of the .part is left).
+            TooManyModels: the library is full (nothing is touched).
+            LibraryError: the library is read-only this start.
         """
+        self.check_room(model_id)
         path = self.part_path(model_id)
         part = PartFile(self, model_id, path, identity, checks, flush_every)
         on_flash = _size(path)
@@ -323,9 +542,10 @@ class Library:
             sha: the SHA-256 hex the checks returned.
         """
         model_id = part.model_id
-        entry = (model_id, info.get("tone_id"), info.get("name"), _shared(info.get("platform")),
-                 _shared(info.get("size")), part.size, _unhex(sha), info.get("updated_at"),
-                 _shared(extension(info.get("filename")) or ".bin"))
+        tone_id = info.get("tone_id")
+        entry = (model_id, tone_id if type(tone_id) is int else None, _text(info.get("name"), NAME_MAX),
+                 _shared(info.get("platform")), _shared(info.get("size")), part.size, _unhex(sha),
+                 _text(info.get("updated_at"), TEXT_MAX), _shared(extension(info.get("filename")) or ".bin"))
         name = file_name(entry)
         os.rename(part.path, self.dir + "/" + name)
         old = self.find(model_id)
@@ -340,18 +560,24 @@ class Library:
         """Delete unfinished downloads of models not in `keep` (ids); returns how many.
         Unfinished USB pushes stay: only the host that started one can finish it."""
         count = 0
-        for name in os.listdir(self.dir):
-            if name.endswith(".part"):
+        skip = []  # .parts that stay (a few at most: a sync keeps only what it resumes)
+        while True:
+            batch = self._names(lambda name: name.endswith(".part") and name not in skip, 16)
+            for name in batch:
                 try:
                     model_id = int(name[:-5])
                 except ValueError:
                     model_id = None
-                meta = read_json(self.dir + "/" + name + ".json", None) or {}
+                meta = read_json(self.dir + "/" + name + ".json", None)
+                meta = meta if isinstance(meta, dict) else {}
                 if model_id not in keep and meta.get("source") != USB:  # a push resumes over USB
                     _remove(self.dir + "/" + name)
                     _remove(self.dir + "/" + name + ".json")
                     count += 1
-        return count
+                else:
+                    skip.append(name)
+            if len(batch) < 16:
+                return count
 
     def discard(self, model_id):
         """Delete a model arriving for `model_id` (its .part and sidecar)."""
@@ -497,8 +723,15 @@ class PartFile:
         Raises:
             IntegrityError: the .part on flash is not as long as what was written and
                 checked (it is deleted).
+            TooManyModels, LibraryError: the library filled up meanwhile, or is
+                read-only (the .part is deleted).
         """
         self.close()
+        try:
+            self.library.check_room(self.model_id)
+        except LibraryError:
+            self.discard()
+            raise
         on_flash = _size(self.path)
         if on_flash != self.size:
             self.discard()

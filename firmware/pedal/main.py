@@ -7,7 +7,14 @@ settings: {"api": API base URL, "portal_host", "portal_port", "fs_root",
            "ca_ders": [DER bytes], "sync_on_boot": bool, "client_id": the app's
            publishable key (today's sign-in), "dialect": "current" (default) or "v1",
            "net": the HTTP client's limits (pedal.net.LIMITS; config.json "net"),
-           "address": the pedal's own address on its network}
+           "address": the pedal's own address on its network, "reset_cause": "power"
+           after a power-on (the crash counter forgives earlier starts), "clean_run_s":
+           seconds up before a start counts as clean (default 60)}
+
+A start that keeps crashing does not loop: bootguard counts unclean starts, and after
+three in a row the pedal starts in safe mode (portal and USB serial only, no sync at
+boot, no tidying of the flash; `status()["safe_mode"]` says why).  A crash in safe mode
+leaves the board at the REPL instead of resetting again.
 """
 
 import asyncio
@@ -22,8 +29,9 @@ from tonecore.errors import SignInRequired, ToneError, UsageError
 from tonecore.ratelimit import RateLimiter
 from tonecore.session import Session
 
+from .bootguard import CLEAN_RUN_MS, SAFE_AFTER, BootGuard, unclean_starts
 from .console import log
-from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, Library, read_json
+from .library import BYTES, HEAP_PER_MODEL, ID, NAME, PLATFORM, SHA, SIZE, Library, read_json
 from .net import AsyncioDriver, Http
 from .tokens import TokenFile
 
@@ -48,14 +56,15 @@ class Clock:
 
 
 class Pedal:
-    def __init__(self, settings):
+    def __init__(self, settings, guard=None):
         self.settings = settings
         self.board = boardinfo
         root = settings.get("fs_root", boardinfo.FS_ROOT)
-        self.library = Library(root, getattr(boardinfo, "MAX_MODEL_BYTES", None))
-        removed = self.library.recover()
-        if removed:
-            log("flash: removed %d leftover files" % len(removed))
+        self.guard = guard = guard or BootGuard(root)
+        self.safe_mode = guard.safe_mode  # why this start is in safe mode, or None
+        guard.stage = "library"
+        self.library = self._open_library(root)
+        guard.stage = "session"
         self.clock = Clock()
         self.token_file = TokenFile(root)
         self.api = settings.get("api") or API_DEFAULT
@@ -82,6 +91,31 @@ class Pedal:
         log("pedal: %s, %d models installed, %s" % (
             boardinfo.NAME, len(self.library.models), "signed in" if self.session.signed_in else "not signed in"))
 
+    def _open_library(self, root):
+        """The library, never an exception: out of memory it is empty and read-only for
+        this start; in safe mode the flash is not tidied (recover() is what crashed the
+        pedal in the field)."""
+        max_models = getattr(boardinfo, "MAX_MODELS", None) or boardinfo.HEAP_BUDGET // HEAP_PER_MODEL
+        library = Library(root, getattr(boardinfo, "MAX_MODEL_BYTES", None), max_models)
+        for problem in (library.read_only, library.note):
+            if problem:
+                log("library: " + problem)
+        if self.safe_mode:
+            return library
+        self.guard.stage = "recover"
+        try:
+            removed = library.recover()
+            if removed:
+                log("flash: removed %d leftover files" % removed)
+        except MemoryError:
+            gc.collect()
+            log("flash: out of memory while tidying up; leftover files stay until the next start")
+        except OSError as exc:
+            log("flash: could not tidy up: %s" % (exc,))
+        if library.note:
+            log("library: " + library.note)
+        return library
+
     def _persist(self, tokens):
         self.token_file.save(tokens, self.clock(), self.session.flow)
         if tokens is None:
@@ -106,6 +140,9 @@ class Pedal:
             self.signed_out()
         except ToneError as exc:
             log("sign-in: could not read the profile: %s" % exc)
+        except MemoryError:
+            gc.collect()
+            log("sign-in: out of memory reading the profile")
 
     def signed_out(self):
         self.sign_in_again = True
@@ -129,8 +166,14 @@ class Pedal:
             return False
         from .sync import Sync
 
-        self.sync = Sync(self)
-        asyncio.create_task(self._sync(self.sync))
+        try:
+            self.sync = Sync(self)
+            asyncio.create_task(self._sync(self.sync))
+        except MemoryError:
+            self.sync = None
+            gc.collect()
+            log("sync: out of memory; not started")
+            return False
         return True
 
     async def _sync(self, sync):
@@ -138,6 +181,10 @@ class Pedal:
         await sync.run()
         if sync.error == "sign in again" and not self.user_signed_out:
             self.signed_out()
+        if sync.state == "done" and self.safe_mode:
+            self.safe_mode = None
+            self.guard.clear()
+            log("safe mode: off (a sync finished); the next start is a normal one")
 
     def status(self, with_models=True):
         """The pedal's state as a dict.  `with_models` False leaves out the model list
@@ -155,6 +202,9 @@ class Pedal:
             "sign_in": self.signins.status(),
             "active": library.active,
             "model_count": len(library.models),
+            "max_models": library.max_models,
+            "library_note": library.read_only or library.note,
+            "safe_mode": self.safe_mode,
             "free_bytes": free,
             "used_bytes": library.used_bytes(),
             "sync": self.sync.status() if self.sync else None,
@@ -211,17 +261,51 @@ class Pedal:
 
 
 def start(settings):
-    from tonecore import qr  # noqa: F401  (the device sign-in's QR code: code, not data)
+    """Run the pedal; counted by the crash counter (bootguard), in safe mode after
+    SAFE_AFTER unclean starts.  An exception ends it (recorded for the next start)."""
+    guard = BootGuard(settings.get("fs_root", boardinfo.FS_ROOT))
+    reason = guard.begin(settings.get("reset_cause") == "power")
+    if reason:
+        settings["sync_on_boot"] = False
+        log("safe mode: %s; sync is off until you press Sync or restart" % reason)
+    try:
+        guard.stage = "load"
+        from tonecore import qr  # noqa: F401  (the device sign-in's QR code: code, not data)
 
-    from . import portal, serial, signin, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
+        from . import portal, serial, signin, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
 
-    gc.collect()
-    code_bytes = gc.mem_alloc()  # bytecode on the unix port; frozen in flash on a board
-    if settings.get("gc_threshold"):
-        gc.threshold(settings["gc_threshold"])  # measuring: mem_alloc stays near live data
-    pedal = Pedal(settings)
-    pedal.code_bytes = code_bytes
-    asyncio.run(pedal.serve())
+        gc.collect()
+        code_bytes = gc.mem_alloc()  # bytecode on the unix port; frozen in flash on a board
+        if settings.get("gc_threshold"):
+            gc.threshold(settings["gc_threshold"])  # measuring: mem_alloc stays near live data
+        pedal = Pedal(settings, guard)
+        pedal.code_bytes = code_bytes
+        guard.stage = "serve"
+        asyncio.run(_run(pedal))
+    except KeyboardInterrupt:  # the user at the console stopped it: not a crash
+        guard.clear()
+        raise
+    except BaseException as exc:
+        guard.crashed(exc)
+        raise
+
+
+async def _run(pedal):
+    asyncio.create_task(_clean_run(pedal))
+    await pedal.serve()
+
+
+async def _clean_run(pedal):
+    """Clear the crash counter once the pedal has been up `clean_run_s` (60 s) with no
+    sync running (a sync at boot must have finished, or failed without a crash)."""
+    wait_ms = int((pedal.settings.get("clean_run_s") or CLEAN_RUN_MS // 1000) * 1000)
+    guard = pedal.guard
+    while pedal.clock() < wait_ms or pedal.syncing():
+        await asyncio.sleep_ms(min(1000, wait_ms))
+    guard.stage = "running"
+    if guard.clear() and guard.count:
+        log("pedal: ran cleanly for %d s; the crash counter is cleared" % (wait_ms // 1000))
+
 
 
 def boot():
@@ -241,17 +325,34 @@ def boot():
         "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
         "address": host, "client_id": config.get("client_id"), "dialect": config.get("dialect"),
         "sync_downloaded": config.get("sync_downloaded", False), "net": config.get("net"),
+        "reset_cause": _reset_cause(),
     }
     try:
         start(settings)
     except KeyboardInterrupt:  # Ctrl-C on the console: leave to the REPL (mpremote, deploys)
         raise
-    except Exception as exc:  # a pedal on a pedalboard restarts instead of sitting at a REPL
+    except Exception as exc:  # MemoryError too (an Exception on MicroPython, as on CPython)
+        if unclean_starts(root) > SAFE_AFTER:  # it crashed in safe mode: resetting would loop
+            log("pedal: stopped by %r in safe mode; not restarting (the REPL is on the USB console; "
+                "power the pedal off and on to try again)" % (exc,))
+            return
+        # a pedal on a pedalboard restarts instead of sitting at a REPL; the crash counter
+        # (bootguard) turns a loop of these into safe mode
         log("pedal: stopped by %r; restarting in 5 s" % (exc,))
         time.sleep(5)
         import machine
 
         machine.reset()
+
+
+def _reset_cause():
+    """"power" after a power-on, "reset" after any other reset, None where unknown."""
+    try:
+        import machine
+
+        return "power" if machine.reset_cause() == machine.PWRON_RESET else "reset"
+    except (ImportError, AttributeError):
+        return None
 
 
 def _join_wifi(wifi):

@@ -6,8 +6,13 @@ Memory stays flat: tones are walked a small page at a time and only (id, platfor
 are kept; models are installed as their page is read; a download streams through the
 HTTP client's one buffer into a .part on flash.  An interrupted download resumes from
 its .part on the next sync (the pedal starts one at boot when signed in).
+
+A full library (its MAX_MODELS) does not stop a sync: models it would add are skipped
+without a download and counted (`library_full`), while new versions of installed ones
+still install.
 """
 
+import asyncio
 import gc
 import time
 
@@ -17,7 +22,7 @@ from tonecore.records import Pager
 from tonecore.syncpolicy import SKIP, UP_TO_DATE, SyncPolicy
 
 from .console import log
-from .library import BYTES, NAME, LibraryFull, TooLarge
+from .library import BYTES, NAME, LibraryError, LibraryFull, TooLarge, TooManyModels
 
 TONES_PAGE = 5  # a page of tones (descriptions and all) must fit the client's 8 KB buffer
 MODELS_PAGE = 10
@@ -33,6 +38,7 @@ class Sync:
         self.skipped = 0
         self.failed = 0
         self.too_large = 0  # skipped: larger than the board's MAX_MODEL_BYTES
+        self.library_full = 0  # skipped: the library holds the most models this board keeps
         self.current = None  # {"id", "name", "bytes", "total"} of the download in progress
         self.error = None
         self.started_ms = time.ticks_ms()
@@ -42,14 +48,15 @@ class Sync:
         self.peak_alloc = 0
         self.peak_where = None
         self.model_peak = 0
-        self.seen = []  # ids of the runnable models listed: their .part files are kept
+        self.seen = []  # ids of models downloaded whose .part stays (to resume): pruning keeps them
         # (model id, bytes, ms, peak mem_alloc) per download, when the pedal keeps stats
         self.stats = [] if pedal.settings.get("stats") else None
 
     def status(self):
         return {
             "state": self.state, "installed": self.installed, "up_to_date": self.skipped,
-            "failed": self.failed, "too_large": self.too_large, "current": self.current, "error": self.error,
+            "failed": self.failed, "too_large": self.too_large, "library_full": self.library_full,
+            "current": self.current, "error": self.error,
             "stats": self.stats,
         }
 
@@ -68,6 +75,8 @@ class Sync:
     async def run(self):
         pedal = self.pedal
         try:
+            if pedal.library.read_only:
+                raise LibraryError(pedal.library.read_only)
             self.state = "listing"
             tones = await self._tones()
             log("sync: %d tones this board can run" % len(tones))
@@ -80,6 +89,9 @@ class Sync:
             self.state = "done"
             log("sync: done: %d installed, %d up to date, %d failed, %d too large for this board"
                 % (self.installed, self.skipped, self.failed, self.too_large))
+            if self.library_full:
+                log("sync: %d skipped: library full: %d models (the most this pedal keeps); delete some on the page"
+                    % (self.library_full, pedal.library.max_models))
         except SignInRequired as exc:
             self.state = "error"
             self.error = "sign in again"
@@ -121,9 +133,11 @@ class Sync:
                     verdict = self.policy.decide(platform, model, library.installed_version(model.id))
                     if verdict == SKIP:
                         continue
-                    self.seen.append(model.id)
                     if verdict == UP_TO_DATE:
                         self.skipped += 1
+                        continue
+                    if not library.has_room(model.id):  # full: no download, no .part kept
+                        self._full(model.id)
                         continue
                     # a tuple, not a dict: up to a page of these wait while the first installs
                     todo.append((model.id, model.name, model.size, model.updated_at, model.model_url,
@@ -133,11 +147,25 @@ class Sync:
                 for item in todo:
                     await self._install(tone_id, platform, item)
                 todo = None
+                # let the portal answer: a page whose models are all skipped (up to date,
+                # library full) may have cost no wait at all on a fast network
+                await asyncio.sleep_ms(0)
+
+    def _full(self, model_id):
+        """Skip `model_id`: the library holds the most models this board keeps."""
+        if not self.library_full:
+            log("sync: model %d skipped: library full (%d models); the models after it are counted, not downloaded"
+                % (model_id, self.pedal.library.max_models))
+        self.library_full += 1
 
     async def _install(self, tone_id, platform, item):
         pedal = self.pedal
         model_id, name, size, updated_at, url, filename = item
+        if not pedal.library.has_room(model_id):  # the models before it on the page filled it
+            self._full(model_id)
+            return
         plan = DownloadPlan(url, filename)
+        self.seen.append(model_id)  # until the end of _install: its .part may stay for a resume
         part = pedal.library.open_part(model_id, {"id": model_id, "updated_at": updated_at}, plan, pedal.http.buf)
         if part.size:
             log("sync: model %d: resuming at %d bytes" % (model_id, part.size))
@@ -156,6 +184,8 @@ class Sync:
                 self.stats.append((model_id, entry[BYTES], elapsed, self.model_peak))
             log("sync: model %d installed: %s (%d bytes in %d ms, sha256 %s)"
                 % (model_id, entry[NAME], entry[BYTES], elapsed, sha[:12]))
+        except TooManyModels:
+            self.library_full += 1  # filled up meanwhile (a push); the .part is gone
         except LibraryFull:
             raise  # the .part gave its flash back; earlier models are untouched
         except TooLarge as exc:
@@ -177,6 +207,8 @@ class Sync:
         finally:
             self._note_memory("after a download")
             self.current = None
+            if not pedal.library.has_part(model_id):  # installed or discarded: nothing to keep
+                self.seen.remove(model_id)
 
 
 class _Progress:

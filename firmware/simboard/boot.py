@@ -36,6 +36,14 @@ Environment:
     TONEBRIDGE_GC_THRESHOLD
                         optional: gc.threshold() in bytes, so that mem_alloc() stays
                         close to the live data (the memory benchmark)
+    TONEBRIDGE_CLEAN_RUN_S
+                        optional: seconds up before a start counts as clean (default
+                        60; the crash counter's tests shorten it)
+    TONEBRIDGE_CRASH    optional (tests): <point>[:<exception>] makes the firmware raise
+                        there at every start (simboard.faults)
+
+A start that ends with an exception leaves `<flash image>.reset`: the next start is a
+reset, not a power-on, for the crash counter (simboard.faults).
 
 A setting that is missing or wrong ends the boot with one console line,
 `sim: error: …`, and exit status 1.
@@ -45,7 +53,7 @@ import gc
 import os
 import sys
 
-from simboard import flash
+from simboard import faults, flash
 
 FS_ROOT = "/flash"
 DEFAULT_BOARD = "unix_sim"
@@ -132,6 +140,7 @@ def settings_from_env():
         "sync_on_sign_in": os.getenv("TONEBRIDGE_SYNC_ON_SIGN_IN") != "0",
         "stats": os.getenv("TONEBRIDGE_STATS") == "1",
         "gc_threshold": int(os.getenv("TONEBRIDGE_GC_THRESHOLD") or 0),
+        "clean_run_s": float(os.getenv("TONEBRIDGE_CLEAN_RUN_S") or 0),
         "requests_per_minute": int(os.getenv("TONEBRIDGE_REQUESTS_PER_MINUTE") or 0),
         "pace_window_ms": int(os.getenv("TONEBRIDGE_PACE_WINDOW_MS") or 0),
         "serial": os.getenv("TONEBRIDGE_SERIAL") != "0",
@@ -183,11 +192,24 @@ def boot():
         fail("cannot mount the flash image: %s" % error)
     from pedal import main  # after the mount: the firmware may read flash as it loads
 
+    image = flash_path()
+    settings["reset_cause"] = cause = faults.reset_cause(image)
+    main._reset_cause = lambda: cause  # the board entry asks machine.reset_cause(); the unix port has none
+    if os.getenv("TONEBRIDGE_CRASH"):
+        problem = faults.inject(os.getenv("TONEBRIDGE_CRASH"))
+        if problem:
+            fail(problem)
     gc.collect()  # hand the firmware a heap with only what it needs
-    if os.getenv("TONEBRIDGE_BOOT") == "board":
-        main.boot()  # what main.py runs on a board: config.json on the flash, Wi-Fi, CA files
-    else:
-        main.start(settings)
+    try:
+        if os.getenv("TONEBRIDGE_BOOT") == "board":
+            main.boot()  # what main.py runs on a board: config.json on the flash, Wi-Fi, CA files
+        else:
+            main.start(settings)
+    except KeyboardInterrupt:  # Ctrl-C: the REPL, not a reset
+        raise
+    except BaseException:
+        faults.note_reset(image)  # a board resets after a crash (machine.reset())
+        raise
 
 
 if __name__ == "__main__":
