@@ -39,6 +39,8 @@ API_DEFAULT = "https://www.tone3000.com/api/v1"
 REQUESTS_PER_MINUTE = 90  # the service allows 100
 RUNNING = ("starting", "listing", "downloading")
 NONCE_MS = 15 * 60 * 1000  # a sign-in started on the page must come back within this
+AP_ADDRESS = "192.168.4.1"  # the ESP32's access point (its set-up network)
+HOLD_MS = 2000  # hold the footswitch this long to pair a phone
 
 
 class Clock:
@@ -155,6 +157,18 @@ class Pedal:
         self.user_signed_out = True  # a sync stopped by this is not a lost session
         log("sign-in: signed out")
 
+    def restart_soon(self, why, delay_ms=1500):
+        """Restart the pedal in `delay_ms` (the page's answer goes out first); a restart
+        asked for is not a crash for the crash counter."""
+        log("pedal: restarting in %d s: %s" % (delay_ms // 1000, why))
+
+        async def later():
+            await asyncio.sleep_ms(delay_ms)
+            self.guard.clear()
+            reset()
+
+        asyncio.create_task(later())
+
     def syncing(self):
         return self.sync is not None and self.sync.state in RUNNING
 
@@ -239,17 +253,31 @@ class Pedal:
             return
         asyncio.create_task(self.serial.run())
 
-    async def serve(self):
-        from .portal import make_app
+    def allowed_host(self, name):
+        """True when `name` (a Host or Origin host, lower case, no port) is this pedal:
+        its own address, its .local name, its access point, or loopback.  Anything else
+        is a name someone pointed at the pedal (DNS rebinding)."""
+        return name in self.host_names
 
+    async def serve(self):
+        from .owner import Owners, watch
+        from .portal import make_app
+        from .webserver import MAX_CONNECTIONS, WebServer
+
+        settings = self.settings
+        host = settings.get("portal_host", "0.0.0.0")
+        port = settings.get("portal_port", 80)
+        names = ["localhost", "127.0.0.1", "[::1]", AP_ADDRESS, host, settings.get("address")]
+        if settings.get("hostname"):
+            names.append(settings["hostname"] + ".local")
+        self.host_names = [name.lower() for name in names if name and name != "0.0.0.0"]
+        self.owners = Owners(self.library.root, self.clock, settings.get("footswitch_hold_ms") or HOLD_MS)
+        footswitch = settings.get("footswitch") or _board_footswitch()
+        if footswitch is not None:
+            asyncio.create_task(watch(footswitch, self.owners))
         self.app = app = make_app(self)
-        host = self.settings.get("portal_host", "0.0.0.0")
-        port = self.settings.get("portal_port", 80)
-        server = asyncio.create_task(app.start_server(host, port))
-        while app.server is None and not server.done():
-            await asyncio.sleep_ms(10)
-        if app.server is None:
-            await server  # raises why it could not listen
+        self.web = web = WebServer(app, self.allowed_host, settings.get("portal_connections") or MAX_CONNECTIONS)
+        web.listen(host, port)  # raises why it could not listen
         log("portal: listening on http://%s:%d/" % (host, port))
         if self.settings.get("serial", True):
             self.start_serial()
@@ -257,7 +285,36 @@ class Pedal:
             await self.load_user()
             if self.settings.get("sync_on_boot", True):
                 self.start_sync()
-        await server
+        await web.run()
+
+
+def _board_footswitch():
+    """The board's footswitch (boards/<board>/board.py PINS), or None without one."""
+    number = getattr(boardinfo, "PINS", {}).get("footswitch")
+    if number is None:
+        return None
+    try:
+        from .owner import PinFootswitch
+
+        return PinFootswitch(number)
+    except (ImportError, ValueError, OSError):  # no machine.Pin (the unix port)
+        return None
+
+
+def reset():
+    """Reset the board (the simulator replaces this: its pedal exits with RESTART)."""
+    import machine
+
+    machine.reset()
+
+
+def load_modules():
+    """Import every module the pedal loads on demand, now: on the unix port its bytecode
+    then sits in the heap before the data does (and the simulator's code probe,
+    simsetup.CODE_PROBE, counts the same modules)."""
+    from tonecore import jsonscan, qr, wavscan  # noqa: F401  (format checks, the device sign-in's QR code)
+
+    from . import messages, owner, page, portal, serial, signin, sync, webserver, wifi  # noqa: F401
 
 
 def start(settings):
@@ -270,10 +327,7 @@ def start(settings):
         log("safe mode: %s; sync is off until you press Sync or restart" % reason)
     try:
         guard.stage = "load"
-        from tonecore import qr  # noqa: F401  (the device sign-in's QR code: code, not data)
-
-        from . import portal, serial, signin, sync  # noqa: F401  (loaded now, so `code_bytes` counts them)
-
+        load_modules()
         gc.collect()
         code_bytes = gc.mem_alloc()  # bytecode on the unix port; frozen in flash on a board
         if settings.get("gc_threshold"):
@@ -307,12 +361,14 @@ async def _clean_run(pedal):
         log("pedal: ran cleanly for %d s; the crash counter is cleared" % (wait_ms // 1000))
 
 
-
 def boot():
     """The board entry (main.py): settings from /config.json, Wi-Fi, clock, start()."""
     root = boardinfo.FS_ROOT.rstrip("/")
     config = read_json(root + "/config.json", {}) or {}
-    host = _join_wifi(config.get("wifi") or {})
+    from . import wifi
+
+    name = wifi.device_name()
+    host = wifi.join(config.get("wifi") or {}, root, name)
     cas = []
     for name in boardinfo.CA_FILES:
         try:
@@ -323,9 +379,8 @@ def boot():
     settings = {
         "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
         "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
-        "address": host, "client_id": config.get("client_id"), "dialect": config.get("dialect"),
-        "sync_downloaded": config.get("sync_downloaded", False), "net": config.get("net"),
-        "reset_cause": _reset_cause(),
+        "address": host, "hostname": name, "wifi_ssid": (config.get("wifi") or {}).get("ssid"), "client_id": config.get("client_id"), "dialect": config.get("dialect"),
+        "sync_downloaded": config.get("sync_downloaded", False), "net": config.get("net"), "reset_cause": _reset_cause(),
     }
     try:
         start(settings)
@@ -353,35 +408,3 @@ def _reset_cause():
         return "power" if machine.reset_cause() == machine.PWRON_RESET else "reset"
     except (ImportError, AttributeError):
         return None
-
-
-def _join_wifi(wifi):
-    """Join the configured network; without one, open an access point for the portal."""
-    import network
-
-    ssid = wifi.get("ssid")
-    timeout_ms = int(wifi.get("timeout_s", 20) * 1000)
-    if ssid:
-        sta = network.WLAN(network.STA_IF)
-        sta.active(True)
-        sta.connect(ssid, wifi.get("password") or "")
-        started = time.ticks_ms()
-        while not sta.isconnected() and time.ticks_diff(time.ticks_ms(), started) < timeout_ms:
-            time.sleep_ms(200)
-        if sta.isconnected():
-            address = sta.ifconfig()[0]
-            log("wifi: joined %s as %s" % (ssid, address))
-            try:
-                import ntptime
-
-                ntptime.settime()  # token expiry needs the wall clock
-            except Exception as exc:  # no NTP: tokens are refreshed before first use
-                log("wifi: no network time (%s)" % exc)
-            return address
-        log("wifi: could not join %s" % ssid)
-    ap = network.WLAN(network.AP_IF)
-    ap.active(True)
-    ap.config(essid="tonebridge-" + boardinfo.NAME)
-    address = ap.ifconfig()[0]
-    log("wifi: no network; join 'tonebridge-%s' and open http://%s/" % (boardinfo.NAME, address))
-    return address

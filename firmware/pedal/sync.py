@@ -17,11 +17,12 @@ import gc
 import time
 
 from tonecore.download import DownloadPlan
-from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequired, ToneError
+from tonecore.errors import ApiError, DownloadError, IntegrityError, SignInRequired, ToneError, TransportError
 from tonecore.records import Pager
 from tonecore.syncpolicy import SKIP, UP_TO_DATE, SyncPolicy
 
 from .console import log
+from .messages import WIFI
 from .library import BYTES, NAME, LibraryError, LibraryFull, TooLarge, TooManyModels
 
 TONES_PAGE = 5  # a page of tones (descriptions and all) must fit the client's 8 KB buffer
@@ -40,6 +41,9 @@ class Sync:
         self.too_large = 0  # skipped: larger than the board's MAX_MODEL_BYTES
         self.library_full = 0  # skipped: the library holds the most models this board keeps
         self.current = None  # {"id", "name", "bytes", "total"} of the download in progress
+        self.checked = 0  # models looked at (each model of each tone, installed or not)
+        self.expected = 0  # models the tones say they have (their models_count), once listed
+        self.bytes_done = 0  # bytes of the models installed by this sync
         self.error = None
         self.started_ms = time.ticks_ms()
         self.policy = SyncPolicy(pedal.board.FORMATS, pedal.library.max_model_bytes,
@@ -56,7 +60,8 @@ class Sync:
         return {
             "state": self.state, "installed": self.installed, "up_to_date": self.skipped,
             "failed": self.failed, "too_large": self.too_large, "library_full": self.library_full,
-            "current": self.current, "error": self.error,
+            "current": self.current, "error": self.error, "checked": self.checked, "expected": self.expected,
+            "bytes_done": self.bytes_done,
             "stats": self.stats,
         }
 
@@ -79,6 +84,7 @@ class Sync:
                 raise LibraryError(pedal.library.read_only)
             self.state = "listing"
             tones = await self._tones()
+            self.expected = self.policy.expected_models
             log("sync: %d tones this board can run" % len(tones))
             self.state = "downloading"
             for tone_id, platform in tones:
@@ -96,7 +102,11 @@ class Sync:
             self.state = "error"
             self.error = "sign in again"
             log("sync: stopped: %s" % exc)
-        except ToneError as exc:  # flash full, network, trust, redirects, API, bad answers
+        except TransportError as exc:  # the Wi-Fi, DNS, a server that does not answer
+            self.state = "error"
+            self.error = WIFI
+            log("sync: stopped: %s" % exc)
+        except ToneError as exc:  # flash full, trust, redirects, API, bad answers
             self.state = "error"
             self.error = str(exc)
             log("sync: stopped: %s" % exc)
@@ -130,6 +140,7 @@ class Sync:
                 page = await pedal.driver.run_async(pedal.client.models_page(tone_id, pager, architecture))
                 todo = []
                 for model in page.items:
+                    self.checked += 1
                     verdict = self.policy.decide(platform, model, library.installed_version(model.id))
                     if verdict == SKIP:
                         continue
@@ -179,6 +190,7 @@ class Sync:
                                   "updated_at": updated_at, "filename": filename}, sha)
             elapsed = time.ticks_diff(time.ticks_ms(), started)
             self.installed += 1
+            self.bytes_done += entry[BYTES]
             self._note_memory("installing")
             if self.stats is not None:
                 self.stats.append((model_id, entry[BYTES], elapsed, self.model_peak))

@@ -33,6 +33,9 @@ Environment:
                         portal's host); the LAN relay's redirect_uri is built from it
     TONEBRIDGE_NET      optional: the HTTP client's limits as a JSON object (pedal.net.LIMITS),
                         e.g. {"rate_window_ms": 1000, "min_rate_bytes": 64} (tests)
+    TONEBRIDGE_FOOTSWITCH
+                        optional: a file that is the footswitch: held while it exists
+                        (`SimulatedPedal.press_footswitch`); without it the pedal has none
     TONEBRIDGE_GC_THRESHOLD
                         optional: gc.threshold() in bytes, so that mem_alloc() stays
                         close to the live data (the memory benchmark)
@@ -151,9 +154,34 @@ def settings_from_env():
         "address": os.getenv("TONEBRIDGE_ADDRESS") or host,
         "sync_downloaded": os.getenv("TONEBRIDGE_SYNC_DOWNLOADED") == "1",
         "net": net_limits(),
+        "footswitch": FileFootswitch(os.getenv("TONEBRIDGE_FOOTSWITCH")) if os.getenv("TONEBRIDGE_FOOTSWITCH") else None,
         "on_interrupt": interactive,
         "on_serial_start": nonblocking,
     }
+
+
+class FileFootswitch:
+    """The simulated footswitch: pressed while its file exists (a test holds it)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def pressed(self):
+        try:
+            os.stat(self.path)
+            return True
+        except OSError:
+            return False
+
+
+RESTART = 3  # the exit status of a pedal that restarts itself (the Wi-Fi set-up page)
+
+
+def restart():
+    """main.reset() in the simulator: end with status RESTART; whoever runs the pedal
+    starts it again (tests do)."""
+    print("sim: restart")
+    sys.exit(RESTART)
 
 
 def interactive():
@@ -195,6 +223,7 @@ def boot():
     image = flash_path()
     settings["reset_cause"] = cause = faults.reset_cause(image)
     main._reset_cause = lambda: cause  # the board entry asks machine.reset_cause(); the unix port has none
+    main.reset = restart  # the unix port has no machine.reset()
     if os.getenv("TONEBRIDGE_CRASH"):
         problem = faults.inject(os.getenv("TONEBRIDGE_CRASH"))
         if problem:

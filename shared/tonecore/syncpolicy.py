@@ -45,6 +45,7 @@ class SyncPolicy:
         self.formats = formats
         self.max_model_bytes = max_model_bytes
         self.architectures = architectures or ("1", "custom")
+        self.expected_models = 0  # what the tones say they hold (models_count), after tones()
 
     def listings(self, platform, dialect):
         """The `architecture` of each models request for a tone of `platform`: None (the
@@ -79,6 +80,7 @@ class SyncPolicy:
             runs, each once, in listing order.
         """
         pairs = []
+        self.expected_models = 0
         for which in self.sources:
             pager = Pager(page_size)
             while not pager.done:
@@ -87,6 +89,7 @@ class SyncPolicy:
                     pair = (tone.id, tone.platform)
                     if self.runs(tone.platform) and pair not in pairs:
                         pairs.append(pair)
+                        self.expected_models += tone.models_count or 0
                 page = tone = None
                 if on_page is not None:
                     on_page()

@@ -217,6 +217,7 @@ def measure_pedal(emulator, token, work):
     """The simulated pedal: sign in through its portal, sync, report heap and speed."""
     import httpx
 
+    from tests.helpers.pedal_helpers import owner_cookies, portal
     from tonebridge.dev import phone
     from tonebridge.dev.simulator import SimulatedPedal
 
@@ -234,11 +235,12 @@ def measure_pedal(emulator, token, work):
                 % (pedal.data_heap, pedal.code_bytes), pedal.portal_url))
         started = time.monotonic()
         with contextlib.redirect_stdout(sys.stderr):
-            phone.sign_in(pedal.portal_url + "signin", demo.EMAIL, phone.outbox_code(emulator.base_url, demo.EMAIL))
+            phone.sign_in(pedal.portal_url + "signin", demo.EMAIL, phone.outbox_code(emulator.base_url, demo.EMAIL),
+                          cookies=owner_cookies(pedal))
         # The console, not the portal, says when it is over: no page is built during the sync.
         pedal.wait_for_console(lambda line: "sync: done" in line or "sync: stopped" in line, 900)
         sync_seconds = time.monotonic() - started
-        status = httpx.get(pedal.portal_url + "status.json", timeout=30).json()
+        status = portal(pedal).get(pedal.portal_url + "status.json", timeout=30).json()
         sync = status["sync"]
     if sync["state"] != "done" or sync["failed"]:
         raise SystemExit("bench: the pedal's sync failed: %s" % (sync["error"] or sync))
@@ -278,7 +280,7 @@ def measure_pedal(emulator, token, work):
     with SimulatedPedal(emulator.base_url + "/api/v1", flash, env={"TONEBRIDGE_STATS": "1"}) as pedal:
         pedal.start()
         pedal.wait_for_console(lambda line: "sync: done" in line or "sync: stopped" in line, 900)
-        again = httpx.get(pedal.portal_url + "status.json", timeout=30).json()["sync"]
+        again = portal(pedal).get(pedal.portal_url + "status.json", timeout=30).json()["sync"]
     if again["state"] != "done" or again["installed"] != 2:
         raise SystemExit("bench: the pedal's second sync did not install the two new versions: %s" % again)
     stats = {row[0]: {"bytes": row[1], "ms": row[2]} for row in again["stats"]}
@@ -342,6 +344,10 @@ def run_all(work):
         emulator.stop()
     note("the USB serial link: emulated UART at 921600 and 115200 baud, raw pty, resume")
     results["usb_link"] = measure_link(work)
+    note("the pedal's portal under a minute of hostile connections")
+    from tests.bench.portal import measure_portal_flood
+
+    results["portal_flood"] = measure_portal_flood(work)
     results["cli_startup"] = startup
     results["machine"] = machine()
     return results

@@ -1,10 +1,10 @@
-"""Helpers for tests of the simulated pedal: read its flash image on the host, sign it
-in through its portal the way a phone would, wait for its status."""
+"""Helpers for tests of the simulated pedal: read its flash image on the host, pair a
+phone with it and sign it in through its portal the way a phone would, wait for its
+status."""
 
 import json
 import time
 
-import httpx
 
 from tonebridge.dev import phone
 # check_library(path) -> (manifest, files), raising when a model does not verify
@@ -13,8 +13,32 @@ from tonebridge.boards.flashimage import check_library, library, mount, problems
 EMAIL = "demo@example.com"
 
 
+def owner_cookies(pedal):
+    """The owner's cookie for `pedal`: paired once with the PIN its console shows."""
+    cookies = getattr(pedal, "owner_cookies", None)
+    if cookies is None:
+        deadline = time.monotonic() + 10
+        while pedal.pairing_pin is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cookies = pedal.owner_cookies = phone.pair(pedal.portal_url, pedal.pairing_pin)
+    return cookies
+
+
+def portal(pedal):
+    """An httpx.Client for the pedal's page as its paired owner (kept on `pedal`)."""
+    client = getattr(pedal, "owner_client", None)
+    if client is None or getattr(pedal, "owner_url", None) != pedal.portal_url:
+        client = pedal.owner_client = phone.owner_client(pedal.portal_url, owner_cookies(pedal))
+        pedal.owner_url = pedal.portal_url
+    return client
+
+
 def status(pedal):
-    return httpx.get(pedal.portal_url + "status.json", timeout=10).json()
+    try:
+        return portal(pedal).get("status.json", timeout=10).json()
+    except Exception:
+        print("CONSOLE", "\n".join(pedal.console_lines()[-40:]))
+        raise
 
 
 def wait_status(pedal, predicate, timeout_s=60.0, what="a status"):
@@ -34,6 +58,7 @@ def sync_finished(data):
 
 def sign_in(pedal, emulator_base, email=EMAIL):
     """Play the phone: open the pedal's Sign-in link, type the email and the emailed code."""
-    final = phone.sign_in(pedal.portal_url + "signin", email, phone.outbox_code(emulator_base, email))
+    final = phone.sign_in(pedal.portal_url + "signin", email, phone.outbox_code(emulator_base, email),
+                          cookies=owner_cookies(pedal))
     assert final.status_code == 200 and str(final.url) == pedal.portal_url, (final.status_code, final.url)
     return final

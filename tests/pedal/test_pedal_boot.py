@@ -3,6 +3,7 @@ config.json on the flash (written on the host with littlefs-python, as a user wo
 Wi-Fi credentials there), Wi-Fi through a stand-in `network` module, CA roots from the
 flash's /ca folder."""
 
+import json
 import os
 import re
 import shutil
@@ -10,6 +11,8 @@ import shutil
 import httpx
 import pytest
 import trustme
+
+from pedal_helpers import mount, portal, read
 
 from tonebridge.boards.flashimage import make_image
 from tonebridge.dev.simulator import SimulatedPedal, free_port, stage_firmware
@@ -64,11 +67,13 @@ def test_boot_joins_the_configured_wifi_and_loads_the_ca_roots(lib, tmp_path):
         console = "\n".join(pedal.console_lines())
         assert "wifi: joined HomeNet as 10.0.0.7" in console
         assert "tls: CA file /flash/ca/missing.der is missing" in console  # named, not fatal
-        status = httpx.get(pedal.portal_url + "status.json", timeout=10).json()
+        status = portal(pedal).get(pedal.portal_url + "status.json", timeout=10).json()
         assert status["board"] == "unix_sim" and status["signed_in"] is False
+        # a Host that is not the pedal's (DNS rebinding) is refused outright
+        assert portal(pedal).get(pedal.portal_url + "signin", headers={"Host": "evil.example"}).status_code == 421
         # the sign-in (the LAN relay) brings the phone back to the pedal's own station
-        # address, never to the Host the request named
-        location = httpx.get(pedal.portal_url + "signin", headers={"Host": "evil.example"}, timeout=10).headers["location"]
+        # address, whatever name the phone reached it by
+        location = portal(pedal).get(pedal.portal_url + "signin", headers={"Host": "localhost"}).headers["location"]
         assert location.startswith("http://127.0.0.1:9/api/v1/oauth/authorize?client_id=t3k_pub_mine&")
         assert "redirect_uri=http%%3A%%2F%%2F10.0.0.7%%3A%d%%2Fcallback&" % port in location
 
@@ -82,7 +87,14 @@ def test_without_wifi_the_pedal_opens_its_own_access_point(lib, tmp_path):
         pedal.start()
         console = "\n".join(pedal.console_lines())
         assert "wifi: could not join HomeNet" in console
-        assert "join 'tonebridge-unix_sim' and open http://192.168.4.1/" in console
+        assert "fake network: access point tonebridge, WPA2" in console  # never an open network
+        shown = re.search(r"join 'tonebridge' \(password ([a-z2-9]{12})\) and open http://192\.168\.4\.1/", console)
+        assert shown, console
+    # the password is the pedal's own, kept across starts (the phone remembers the network)
+    assert json.loads(read(mount(str(flash)), "wifi_ap.json"))["password"] == shown.group(1)
+    with boot(lib, flash, port) as pedal:
+        pedal.start()
+        assert "(password %s)" % shown.group(1) in "\n".join(pedal.console_lines())
 
 
 def boot_board(tmp_path_factory, tmp_path, serial):
@@ -113,5 +125,5 @@ def test_a_console_kind_with_no_link_profile_is_refused_and_the_pedal_still_serv
         console = "\n".join(pedal.console_lines())
         assert "usb: no USB link on this console: unknown serial console kind 'usb'" in console
         assert "usb: link ready" not in console
-        status = httpx.get(pedal.portal_url + "status.json", timeout=10).json()
+        status = portal(pedal).get(pedal.portal_url + "status.json", timeout=10).json()
         assert status["board"] == "unix_sim" and pedal.returncode is None  # no reboot loop: it runs on

@@ -12,7 +12,7 @@ import time
 
 import httpx
 import pytest
-from pedal_helpers import EMAIL, check_library, library, sign_in, status, sync_finished, wait_status
+from pedal_helpers import EMAIL, check_library, library, owner_cookies, portal, sign_in, status, sync_finished, wait_status
 from signin_helpers import configure, model_info
 
 from tonebridge.dev import phone
@@ -40,9 +40,9 @@ def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib
         pedal.start()
         before = status(pedal)
         assert before["signed_in"] is False and before["models"] == [] and before["board"] == "unix_sim"
-        page = httpx.get(pedal.portal_url, timeout=10).text
+        page = portal(pedal).get(pedal.portal_url, timeout=10).text
         assert "Sign in with TONE3000" in page and 'name="viewport"' in page
-        signin = httpx.get(pedal.portal_url + "signin", timeout=10)
+        signin = portal(pedal).get(pedal.portal_url + "signin", timeout=10)
         assert signin.status_code == 302
         location = signin.headers["location"]
         assert location.startswith(emulator.base_url + "/api/v1/auth?") and "otp_only=true" in location
@@ -53,17 +53,20 @@ def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib
 
         foreign = fetch_api_key(emulator.base_url)
         for path in ("callback?api_key=" + foreign, "callback/0123abcd?api_key=" + foreign):
-            reply = httpx.get(pedal.portal_url + path, timeout=10)
+            reply = portal(pedal).get(pedal.portal_url + path, timeout=10)
             assert reply.status_code == 400 and "not from this pedal" in reply.text
         assert status(pedal)["signed_in"] is False
         # the phone: the pedal's Sign-in link, email, emailed code, back to /callback/<nonce>
-        location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
+        location = portal(pedal).get(pedal.portal_url + "signin", timeout=10).headers["location"]
         nonce = location.split("%2Fcallback%2F", 1)[1].split("&", 1)[0]
-        final = phone.sign_in(location, EMAIL, phone.outbox_code(emulator.base_url, EMAIL))
+        final = phone.sign_in(location, EMAIL, phone.outbox_code(emulator.base_url, EMAIL), cookies=owner_cookies(pedal))
         assert final.status_code == 200 and str(final.url) == pedal.portal_url
-        replay = httpx.get(pedal.portal_url + "callback/%s?api_key=%s" % (nonce, foreign), timeout=10)
+        replay = portal(pedal).get(pedal.portal_url + "callback/%s?api_key=%s" % (nonce, foreign), timeout=10)
         assert replay.status_code == 400  # that nonce was used up
-        evil = httpx.post(pedal.portal_url + "sync", headers={"Origin": "http://evil.example"}, timeout=10)
+        try:
+            evil = portal(pedal).post(pedal.portal_url + "sync", headers={"Origin": "http://evil.example"}, timeout=10)
+        except Exception:
+            print("CONSOLE", "\n".join(pedal.console_lines()[-40:])); raise
         assert evil.status_code == 403
         done = wait_status(pedal, sync_finished, 120, "finished sync")
         assert done["signed_in"] and done["user"] == "demo_player"
@@ -88,12 +91,15 @@ def test_sign_in_through_the_portal_then_sync_favorites_into_flash(emulator, lib
 
         # choose the active model, delete another
         first, second = models[0]["id"], models[1]["id"]
-        reply = httpx.post(pedal.portal_url + "models/%d/activate" % second, headers={"accept": "application/json"})
+        reply = portal(pedal).post(pedal.portal_url + "models/%d/activate" % second, headers={"accept": "application/json"})
         assert reply.status_code == 200 and status(pedal)["active"] == second
-        reply = httpx.post(pedal.portal_url + "models/%d/delete" % first, headers={"accept": "application/json"})
+        reply = portal(pedal).post(pedal.portal_url + "models/%d/delete" % first, headers={"accept": "application/json"})
         assert reply.status_code == 200
         assert first not in [m["id"] for m in status(pedal)["models"]]
-        assert httpx.post(pedal.portal_url + "models/999999/delete").status_code == 404
+        assert portal(pedal).post(pedal.portal_url + "models/999999/delete",
+                                  headers={"accept": "application/json"}).status_code == 404
+        gone = portal(pedal).post(pedal.portal_url + "models/999999/delete", data={"confirm": "1"})
+        assert gone.status_code == 303 and gone.headers["location"] == "/?m=gone"  # a form: back to the page
         manifest, files = check_library(str(flash))
         assert manifest["active"] == second and first not in [e["id"] for e in manifest["models"]]
         assert not [name for name in files if name.startswith("%d-" % first)]  # the file is gone too
@@ -142,12 +148,12 @@ def test_sync_now_and_a_changed_model_is_replaced(emulator, lib, tmp_path):
     flash = tmp_path / "flash.img"
     with pedal_for(emulator, flash, lib, TONEBRIDGE_REQUESTS_PER_MINUTE="200") as pedal:
         pedal.start()
-        assert httpx.post(pedal.portal_url + "sync").status_code == 401  # not signed in
+        assert portal(pedal).post(pedal.portal_url + "sync").status_code == 401  # not signed in
         sign_in(pedal, emulator.base_url)
         wait_status(pedal, sync_finished, 120, "first sync")
         old = {e["id"]: e for e in library(str(flash))[0]["models"]}
         new = httpx.post(emulator.base_url + "/_emulator/models/1008/update", timeout=5).json()
-        reply = httpx.post(pedal.portal_url + "sync")
+        reply = portal(pedal).post(pedal.portal_url + "sync")
         assert reply.status_code == 202 and reply.json()["started"] is True
         done = wait_status(pedal, sync_finished, 120, "second sync")
         assert done["sync"]["installed"] == 1
@@ -170,7 +176,7 @@ def test_flash_full_is_a_clear_error_and_keeps_earlier_models(emulator, lib, tmp
         assert kept  # what fitted before stays installed
 
         configure(emulator.base_url, chunked=True)  # no Content-Length: found out mid-download
-        httpx.post(pedal.portal_url + "sync")
+        portal(pedal).post(pedal.portal_url + "sync")
         time.sleep(0.2)
         done = wait_status(pedal, sync_finished, 120, "sync")
         assert done["sync"]["state"] == "error" and "flash filled up" in done["sync"]["error"]
@@ -243,12 +249,12 @@ def test_a_failed_refresh_says_sign_in_again_and_a_new_sign_in_works(emulator, l
         sign_in(pedal, emulator.base_url)
         assert status(pedal)["signed_in"] is True
         configure(emulator.base_url, clock_offset=40 * 86400)  # 40 days on: access and refresh expired
-        assert httpx.post(pedal.portal_url + "sync").status_code == 202
+        assert portal(pedal).post(pedal.portal_url + "sync").status_code == 202
         done = wait_status(pedal, sync_finished, 60, "sync")
         assert done["sync"]["error"] == "sign in again"
         assert done["signed_in"] is False and done["message"] == "sign in again"
-        assert "needs you to sign in again" in httpx.get(pedal.portal_url, timeout=10).text
-        assert httpx.post(pedal.portal_url + "sync").status_code == 401
+        assert "needs you to sign in again" in portal(pedal).get(pedal.portal_url, timeout=10).text
+        assert portal(pedal).post(pedal.portal_url + "sync").status_code == 401
         from pedal_helpers import mount
 
         assert "session.json" not in mount(str(flash)).listdir("/")  # the dead tokens are gone
@@ -357,7 +363,7 @@ def test_tokens_are_refreshed_before_expiry_and_the_rotated_pair_is_on_flash(emu
         pedal.start()
         sign_in(pedal, emulator.base_url)
         time.sleep(1.5)  # now under 60 s left: due
-        assert httpx.post(pedal.portal_url + "sync").status_code == 202
+        assert portal(pedal).post(pedal.portal_url + "sync").status_code == 202
         done = wait_status(pedal, sync_finished, 120, "sync")
         assert done["sync"]["state"] == "done" and done["signed_in"]
         console = "\n".join(pedal.console_lines())
@@ -392,9 +398,10 @@ def test_the_pedal_signs_in_and_syncs_over_https_with_its_pinned_ca(lib, tmp_pat
         flash = tmp_path / "flash.img"
         with SimulatedPedal(emu.base_url + "/api/v1", str(flash), lib=lib, ca=str(tmp_path / "ca.der")) as pedal:
             pedal.start()
-            location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
+            location = portal(pedal).get(pedal.portal_url + "signin", timeout=10).headers["location"]
             assert location.startswith("https://localhost:")
-            final = phone.sign_in(location, EMAIL, phone.outbox_code(emu.base_url, EMAIL, verify=trust), verify=trust)
+            final = phone.sign_in(location, EMAIL, phone.outbox_code(emu.base_url, EMAIL, verify=trust), verify=trust,
+                                  cookies=owner_cookies(pedal))
             assert final.status_code == 200
             done = wait_status(pedal, sync_finished, 120, "sync")
         assert done["sync"]["state"] == "done" and done["sync"]["failed"] == 0 and len(done["models"]) >= 10

@@ -222,20 +222,26 @@ def pedal_part(emulator, out, type_code):
         else:  # TONEBRIDGE_MICROPYTHON with the firmware frozen in, as on a board
             print("(heap: %d KB, like an ESP32; this micropython has the firmware frozen in, as on a board)"
                   % (pedal.heap // 1024))
+        print("  [you] holding the pedal's footswitch for 2 s, then pressing Pair on the phone: only a paired "
+              "phone may use the pedal's page", flush=True)
+        pedal.press_footswitch()
+        owner = phone.pair(pedal.portal_url)
+        page = phone.owner_client(pedal.portal_url, owner)
+        print("  [phone] paired (a cookie only this phone holds)", flush=True)
         print("  [phone] opening %ssignin (the pedal's 'Sign in with TONE3000' button)" % pedal.portal_url, flush=True)
-        location = httpx.get(pedal.portal_url + "signin", timeout=10).headers["location"]
+        location = page.get("signin").headers["location"]
         print("  [phone] the pedal sends the phone to TONE3000's sign-in (OAuth, PKCE) with its own address %s "
               "as the way back: %s..." % (LAN_ADDRESS, location[:60]), flush=True)
         print("  [phone] typing %s, allowing tonebridge; TONE3000's LAN relay brings the phone back" % EMAIL,
               flush=True)
         landed = phone.sign_in(location, EMAIL, code_reader(emulator, type_code),
-                               hosts={LAN_ADDRESS: "127.0.0.1"})
+                               hosts={LAN_ADDRESS: "127.0.0.1"}, cookies=owner)
         print("  [phone] back on the pedal's page (%s, HTTP %d); the pedal stored its tokens in flash"
               % (landed.url, landed.status_code), flush=True)
         banner("The pedal syncs your favorites over 'Wi-Fi'")
         shown = None
         while True:  # what the pedal's page shows, twice a second
-            status = httpx.get(pedal.portal_url + "status.json", timeout=10).json()
+            status = page.get("status.json").json()
             sync = status["sync"] or {"state": "starting", "current": None, "installed": 0}
             line = "  sync: %s, %d installed" % (sync["state"], sync["installed"])
             current = sync.get("current")

@@ -9,6 +9,7 @@ returns the code.
 """
 
 import html.parser
+import re
 import time
 import urllib.parse
 
@@ -115,8 +116,30 @@ def outbox_code(emulator_base, email, after=0.0, timeout_s=10.0, verify=True):
     return read
 
 
+def pair(portal_url, pin=None, timeout_s=10.0):
+    """Pair with the pedal at `portal_url` as its owner's phone: press Pair (after the
+    footswitch was held) or type `pin`.
+
+    Returns:
+        httpx.Cookies holding the owner's cookie, for `owner_client` or `sign_in`.
+    Raises:
+        PhoneError: the pedal refused (its page's message).
+    """
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as http:
+        reply = http.post(portal_url.rstrip("/") + "/pair", data={"pin": pin or ""})
+        if reply.status_code != 303 or not http.cookies:
+            raise PhoneError("the pedal did not pair this phone (HTTP %d): %s" % (reply.status_code, _text(reply)))
+        return http.cookies
+
+
+def owner_client(portal_url, cookies, timeout_s=10.0):
+    """An httpx.Client for the pedal's page with the owner's cookie (paths are relative
+    to `portal_url`)."""
+    return httpx.Client(base_url=portal_url, cookies=cookies, timeout=timeout_s)
+
+
 def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True, verify=True, consent="allow",
-            hosts=None):
+            hosts=None, cookies=None):
     """Open `start_url`, submit `email`, type the code `read_code()` returns, and answer
     the consent page (today's OAuth sign-in has one) with `consent` ("allow"/"deny").
 
@@ -127,12 +150,13 @@ def sign_in(start_url, email, read_code, timeout_s=15.0, follow_to_callback=True
         and state).  Redirects within the service (the LAN relay's bridge) are followed.
         `hosts` maps host names to the addresses the phone reaches them at ({"10.77.0.2":
         "127.0.0.1"}: the simulated pedal's "Wi-Fi" address is on loopback), like a
-        phone on the pedal's network.
+        phone on the pedal's network.  `cookies`: the pedal owner's cookie (`pair`),
+        which starting a sign-in on the pedal's page needs.
     Raises:
         PhoneError: a page had no usable form, or the code was refused.
     """
     service = _origin(start_url)
-    with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify) as http:
+    with httpx.Client(timeout=timeout_s, follow_redirects=False, verify=verify, cookies=cookies) as http:
         http.hosts = hosts or {}
         page = _follow(http, http.get(start_url), service, follow_to_callback)
         done = _prove_email(http, page, email, read_code, service, follow_to_callback, consent)
@@ -194,13 +218,23 @@ def _origin(url):
     return "%s://%s" % (parts.scheme, parts.netloc)
 
 
+_REFRESH = re.compile(r'<meta http-equiv="refresh" content="0;\s*url=([^"]+)"', re.I)
+
+
 def _follow(http, response, service, follow):
     """Follow redirects: all of them when `follow`, else only those within `service`
-    (the sign-in service's origin), stopping at the one that leaves for the app."""
+    (the sign-in service's origin), stopping at the one that leaves for the app.  With
+    `follow`, an immediate `<meta http-equiv="refresh">` is followed too, as a browser
+    does (the pedal's page after a sign-in)."""
     hops = 0
-    while response.is_redirect and hops < 10:
-        target = urllib.parse.urljoin(str(response.url), response.headers["location"])
-        if not follow and _origin(target) != service:
+    while hops < 10:
+        if response.is_redirect:
+            target = urllib.parse.urljoin(str(response.url), response.headers["location"])
+            if not follow and _origin(target) != service:
+                break
+        elif follow and "html" in response.headers.get("content-type", "") and _REFRESH.search(response.text):
+            target = urllib.parse.urljoin(str(response.url), _REFRESH.search(response.text).group(1))
+        else:
             break
         response = http.get(_reach(http, target))
         hops += 1
@@ -214,8 +248,16 @@ def _text(response):
             super().__init__()
             self.parts = []
 
+            self.skip = False
+
+        def handle_starttag(self, tag, attrs):
+            self.skip = tag in ("style", "script")
+
+        def handle_endtag(self, tag):
+            self.skip = False
+
         def handle_data(self, data):
-            if data.strip():
+            if data.strip() and not self.skip:
                 self.parts.append(data.strip())
 
     s = Strip()

@@ -168,7 +168,8 @@ CODE_PROBE = """
 import gc
 gc.collect()
 before = gc.mem_alloc()
-import simboard.boot, pedal.main, pedal.portal, pedal.serial, pedal.sync
+import simboard.boot, pedal.main
+pedal.main.load_modules()
 gc.collect()
 print(gc.mem_alloc() - before)
 """

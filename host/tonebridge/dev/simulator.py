@@ -54,6 +54,7 @@ import sys
 import tempfile
 import termios
 import threading
+import time
 import tty
 
 from tonecore.errors import UsageError
@@ -75,6 +76,7 @@ from tonebridge.dev.simsetup import (
 )
 
 PORTAL_HOST = "127.0.0.1"
+PIN_LINE = re.compile(r"owner: .* PIN (\d{6})\b")
 PORTAL_LINE = re.compile(r"portal: listening on http://([^\s/]+):(\d+)/")
 CONSOLE_LINES = 200  # lines kept in memory
 MAX_LINE = 4096  # a longer run without a newline is cut into lines of this size
@@ -143,6 +145,7 @@ class SimulatedPedal:
         self.overlay = overlay
         self.lib = lib
         self.portal_url = None
+        self.pairing_pin = None  # the newest pairing PIN the console showed
         self.serial_path = None
         self.dropped_bytes = 0  # console bytes nobody read from the pty
         self._proc = None
@@ -219,6 +222,7 @@ class SimulatedPedal:
             "TONEBRIDGE_API": self.api,
             "TONEBRIDGE_PORTAL": "%s:%d" % (PORTAL_HOST, port),
             "TONEBRIDGE_BOARD": self.board,
+            "TONEBRIDGE_FOOTSWITCH": self.footswitch_path,
             "TONEBRIDGE_HOST_PYTHON": sys.executable,  # sets O_NONBLOCK on its stdin (simboard.boot)
         })
         env.setdefault("TONEBRIDGE_CLIENT_ID", EMULATOR_CLIENT_ID)  # the emulator's demo app
@@ -433,7 +437,26 @@ class SimulatedPedal:
         for test, found in self._waiters:
             if not found and test(self._seq, text):
                 found.append(text)
+        pin = PIN_LINE.search(text)
+        if pin:
+            self.pairing_pin = pin.group(1)
         self._seq += 1
+
+    # -- the pedal's owner -----------------------------------------------------------
+
+    @property
+    def footswitch_path(self):
+        """The file that is the simulated footswitch: it is held while the file exists."""
+        return self.flash + ".footswitch"
+
+    def press_footswitch(self, hold_s=2.3):
+        """Hold the footswitch for `hold_s` seconds (2 s open pairing on the page)."""
+        with open(self.footswitch_path, "w"):
+            pass
+        try:
+            time.sleep(hold_s)
+        finally:
+            os.unlink(self.footswitch_path)
 
     # -- relays ------------------------------------------------------------------
 

@@ -6,6 +6,15 @@ The station "joins" only the network named in FAKE_SSID ("HomeNet"), with the pa
 
 STA_IF = 0
 AP_IF = 1
+AUTH_WPA2_PSK = 3
+HOSTNAME = []  # what network.hostname() was given
+
+
+def hostname(name=None):
+    if name is not None:
+        HOSTNAME.append(name)
+    return HOSTNAME[-1] if HOSTNAME else "espressif"
+
 FAKE_SSID = "HomeNet"
 FAKE_PASSWORD = "secret"
 
@@ -32,3 +41,7 @@ class WLAN:
 
     def config(self, **settings):
         self.essid = settings.get("essid", self.essid)
+        if self.interface == AP_IF:
+            assert settings.get("authmode") == AUTH_WPA2_PSK and len(settings.get("password") or "") >= 8, \
+                "an open access point"
+            print("fake network: access point %s, WPA2" % self.essid)

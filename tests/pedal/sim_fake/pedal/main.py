@@ -17,6 +17,10 @@ import sys
 import time
 
 
+def load_modules():
+    """What the real firmware loads on demand (the simulator's code probe calls it)."""
+
+
 def _count_boots(root):
     path = root + "/boots.txt"
     try:
