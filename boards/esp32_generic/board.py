@@ -7,6 +7,13 @@ TITLE = "ESP32 (4 MB flash, no PSRAM)"
 MCU = "esp32"
 ARCH = "xtensawin"  # mpy-cross -march
 
+# Putting MicroPython on it (`tonebridge firmware flash`): esptool's --chip, where the
+# image goes (the ESP32's ROM loads the bootloader from 0x1000) and MicroPython's image for it
+# (micropython.org/download/<board>/: the .bin whose name starts with this).
+ESPTOOL_CHIP = "esp32"
+FLASH_OFFSET = 0x1000
+MICROPYTHON_IMAGE = "ESP32_GENERIC"
+
 FLASH_BYTES = 4 * 1024 * 1024
 # MicroPython (partitions-4MiBplus.csv) gives the first 2 MiB to the bootloader and the
 # firmware image; the rest becomes the littlefs "vfs" partition.

@@ -8,6 +8,13 @@ TITLE = "ESP32-C3 (4 MB flash, no PSRAM)"
 MCU = "esp32c3"
 ARCH = "rv32imc"  # mpy-cross -march
 
+# Putting MicroPython on it (`tonebridge firmware flash`): esptool's --chip, where the
+# image goes (the C3's ROM loads the bootloader from 0x0) and MicroPython's image for it
+# (micropython.org/download/<board>/: the .bin whose name starts with this).
+ESPTOOL_CHIP = "esp32c3"
+FLASH_OFFSET = 0x0
+MICROPYTHON_IMAGE = "ESP32_GENERIC_C3"
+
 FLASH_BYTES = 4 * 1024 * 1024
 # The first 2 MiB hold the bootloader and firmware; MicroPython makes the rest littlefs.
 FS_BYTES = 2 * 1024 * 1024

@@ -7,6 +7,14 @@ TITLE = "ESP32-S3 (8 MB flash, 8 MB PSRAM)"
 MCU = "esp32s3"
 ARCH = "xtensawin"  # mpy-cross -march
 
+# Putting MicroPython on it (`tonebridge firmware flash`): esptool's --chip, where the
+# image goes (the S3's ROM loads the bootloader from 0x0; the SPIRAM_OCT variant
+# drives the N8R8's octal PSRAM) and MicroPython's image for it
+# (micropython.org/download/<board>/: the .bin whose name starts with this).
+ESPTOOL_CHIP = "esp32s3"
+FLASH_OFFSET = 0x0
+MICROPYTHON_IMAGE = "ESP32_GENERIC_S3-SPIRAM_OCT"
+
 FLASH_BYTES = 8 * 1024 * 1024
 # The first 2 MiB hold the bootloader and firmware; MicroPython makes the rest littlefs.
 FS_BYTES = 6 * 1024 * 1024

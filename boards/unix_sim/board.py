@@ -8,6 +8,11 @@ TITLE = "Simulated pedal (MicroPython unix port)"
 MCU = "unix"
 ARCH = None  # portable bytecode only, run by the host's micropython
 
+# Nothing to flash: the simulator is the unix port on this computer.
+ESPTOOL_CHIP = None
+FLASH_OFFSET = None
+MICROPYTHON_IMAGE = None
+
 FLASH_BYTES = 16 * 1024 * 1024
 FS_BYTES = 16 * 1024 * 1024  # the whole littlefs image
 BLOCK_SIZE = 4096

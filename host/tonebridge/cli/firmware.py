@@ -1,4 +1,5 @@
-"""`tonebridge firmware …`: list the boards, build the firmware for one, deploy it, refresh CA roots.
+"""`tonebridge firmware …`: list the boards, flash MicroPython onto one, build the firmware
+for it, deploy it, refresh CA roots.
 
 The work is done by tonebridge.boards (facts, build, deploy, cas); these commands print
 what it returns.
@@ -9,6 +10,7 @@ import os
 import click
 
 from tonebridge.boards.facts import board_names, load_board
+from tonebridge.boards.flash import DEFAULT_BAUD as DEFAULT_FLASH_BAUD
 from tonebridge.cli.output import emit_json, human_bytes, note
 
 
@@ -38,6 +40,36 @@ def boards_command(as_json):
                    % ("", board.arch or "bytecode", _memory(board.flash_bytes), _memory(board.fs_bytes),
                       _memory(board.heap_budget), _memory(board.psram_bytes), board.serial))
         click.echo("%-14s models: %s (largest file %s)" % ("", formats, _memory(board.max_model_bytes)))
+        if board.esptool_chip:
+            click.echo("%-14s MicroPython: %s at 0x%X (esptool --chip %s)"
+                       % ("", board.micropython_image, board.flash_offset, board.esptool_chip))
+
+
+@firmware_group.command("flash")
+@click.option("--board", required=True, metavar="BOARD", help="A board name (see `tonebridge firmware boards`).")
+@click.option("--port", required=True, metavar="PORT", help="The serial port, e.g. /dev/ttyUSB0, COM3 or `auto`.")
+@click.option("--image", required=True, metavar="FILE.bin",
+              help="MicroPython's firmware for the board (its download page's .bin), or a custom build's firmware.bin.")
+@click.option("--erase", is_flag=True, help="Erase the whole flash first (models, settings and sign-in go too).")
+@click.option("--baud", type=click.IntRange(min=9600), default=DEFAULT_FLASH_BAUD, show_default=True,
+              help="esptool's line rate (115200 for a long or flaky cable).")
+def flash_command(board, port, image, erase, baud):
+    """Write MicroPython's firmware image to a board with esptool, at the board's offset.
+
+    Needs esptool: pip install 'tonebridge[flash]'.  The image is checked first (an
+    ESP image for the board's chip, bootloader and partition table included, that fits
+    the flash); esptool's progress goes to stderr.
+    """
+    from tonebridge.boards.flash import flash
+
+    def write(text):
+        click.echo(text, err=True, nl=False)
+
+    done = flash(board, port, image, erase, baud, write=write)
+    click.echo("Flashed %s (%d bytes) at 0x%X on %s%s; the board is restarting into MicroPython. Next: "
+               "tonebridge firmware deploy --board %s --port %s"
+               % (os.path.basename(image), done["bytes"], done["offset"], done["port"],
+                  " after erasing the flash" if erase else "", done["board"], done["port"]))
 
 
 @firmware_group.command("build")
