@@ -113,11 +113,14 @@ def board_title(pedal):
 
 
 def status_key(status):
-    """What the model list and the account part show: when it changes, the page reloads."""
+    """What the account part and the model list show: when it changes, the page reloads.
+    During a sync the list is left as it is (the progress line moves instead): the page
+    reloads once, when the sync ends."""
     sync = status["sync"]
     running = bool(sync and sync["state"] in ("starting", "listing", "downloading"))
-    return "%s.%s.%s.%s.%s.%s" % (status["signed_in"], status["model_count"], status["active"],
-                                  bool(status["sign_in"]["device"]), running, status.get("safe_mode") is not None)
+    models = "sync" if running else "%s.%s" % (status["model_count"], status["active"])
+    return "%s.%s.%s.%s" % (status["signed_in"], models, bool(status["sign_in"]["device"]),
+                            status.get("safe_mode") is not None)
 
 
 def progress(sync):
@@ -194,8 +197,12 @@ def page(pedal, message=None, good=False):
     # -- the models
     for part in _models(pedal, status, running):
         yield part
-    yield ('<h2>This pedal</h2><p class="m">Flash: %s used, %s free for models. '
-           '<a href="/status.json">status.json</a></p>' % (kb(status["used_bytes"]), kb(status["free_bytes"])))
+    try:
+        room = max(0, pedal.library.room())  # what a model may take: the free space less the reserve
+    except OSError:
+        room = None
+    yield ('<h2>This pedal</h2><p class="m">Models use %s of flash; %s free for more. '
+           '<a href="/status.json">status.json</a></p>' % (kb(status["used_bytes"]), kb(room)))
     yield ('<p><a class="b" href="/wifi">Wi-Fi</a> <form method="post" action="/owners/forget">'
            "<button>Unpair all phones</button></form></p></main>")
     yield _SCRIPT
@@ -253,7 +260,7 @@ def _models(pedal, status, running):
             active = model
             break
     if active:
-        yield ('<div class="box"><p class="m">Playing now</p><p><b>%s</b><br><span class="m">%s · %s</span></p></div>'
+        yield ('<div class="box" id="playing"><p class="m">Playing now</p><p><b>%s</b><br><span class="m">%s · %s</span></p></div>'
                % (esc(active["name"]), esc(label(active["platform"], active["size"])), kb(active["bytes"])))
     else:
         yield '<p class="m">No model is active: press Use on one.</p>'

@@ -194,7 +194,14 @@ class WebServer:
         """Accept connections until cancelled; nothing a client does ends this loop."""
         reaper = asyncio.create_task(self._reap())
         try:
-            await self._accept()
+            while True:
+                try:
+                    await self._accept()
+                except asyncio.CancelledError:
+                    raise
+                except BaseException:  # MemoryError in the loop itself: start it again
+                    self._shed()
+                    await asyncio.sleep_ms(50)
         finally:
             reaper.cancel()
 
@@ -206,7 +213,10 @@ class WebServer:
             now = time.ticks_ms()
             for conn in self.connections:
                 if time.ticks_diff(now, conn.deadline) > 0 and conn.task is not None:
-                    conn.task.cancel()  # its _serve() closes it and drops it from the list
+                    try:
+                        conn.task.cancel()  # its _serve() closes it and drops it from the list
+                    except MemoryError:
+                        gc.collect()
 
     async def _accept(self):
         while True:
@@ -226,7 +236,10 @@ class WebServer:
                     raise
                 sock.close()
                 self._shed()
-            self._report()
+            try:
+                self._report()
+            except MemoryError:
+                gc.collect()
 
     def _shed(self):
         self.refused += 1

@@ -43,9 +43,10 @@ PASTE_REDIRECT_OTP = "http://tonebridge-callback.invalid/"
 OUTCOME_WAIT_S = 60.0
 
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>tonebridge</title>
-<style>body{font-family:system-ui,sans-serif;margin:3em auto;max-width:32em;text-align:center}</style>
-</head><body><h1>%s</h1><p>%s</p></body></html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>tonebridge</title>
+<style>body{font-family:system-ui,sans-serif;margin:3em auto;max-width:32em;padding:0 1em;text-align:center}</style>
+</head><body><main><h1>%s</h1><p>%s</p></main></body></html>
 """
 
 
