@@ -367,8 +367,8 @@ def boot():
     config = read_json(root + "/config.json", {}) or {}
     from . import wifi
 
-    name = wifi.device_name()
-    host = wifi.join(config.get("wifi") or {}, root, name)
+    device = wifi.device_name()
+    host = wifi.join(config.get("wifi") or {}, root, device)
     cas = []
     for name in boardinfo.CA_FILES:
         try:
@@ -379,7 +379,7 @@ def boot():
     settings = {
         "api": config.get("api") or API_DEFAULT, "portal_host": "0.0.0.0", "portal_port": config.get("port", 80),
         "fs_root": root, "ca_ders": cas, "sync_on_boot": config.get("sync_on_boot", True),
-        "address": host, "hostname": name, "wifi_ssid": (config.get("wifi") or {}).get("ssid"), "client_id": config.get("client_id"), "dialect": config.get("dialect"),
+        "address": host, "hostname": device, "wifi_ssid": (config.get("wifi") or {}).get("ssid"), "client_id": config.get("client_id"), "dialect": config.get("dialect"),
         "sync_downloaded": config.get("sync_downloaded", False), "net": config.get("net"), "reset_cause": _reset_cause(),
     }
     try:

@@ -15,7 +15,7 @@ import trustme
 from pedal_helpers import mount, portal, read
 
 from tonebridge.boards.flashimage import make_image
-from tonebridge.dev.simulator import SimulatedPedal, free_port, stage_firmware
+from tonebridge.dev.simulator import SimError, SimulatedPedal, free_port, stage_firmware
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FAKES = os.path.join(ROOT, "tests", "pedal", "board_fakes")
@@ -58,7 +58,7 @@ def test_boot_joins_the_configured_wifi_and_loads_the_ca_roots(lib, tmp_path):
 
     der = ssl.PEM_cert_to_DER_cert(der.decode())
     port = free_port()
-    config = (b'{"wifi": {"ssid": "HomeNet", "password": "secret"}, "api": "http://127.0.0.1:9/api/v1", "port": %d, '
+    config = (b'{"wifi": {"ssid": "HomeNet", "password": "secret-home"}, "api": "http://127.0.0.1:9/api/v1", "port": %d, '
               b'"client_id": "t3k_pub_mine"}' % port)
     flash = tmp_path / "flash.img"
     flash_with(str(flash), {"config.json": config, "ca/test-root.der": der})
@@ -95,6 +95,35 @@ def test_without_wifi_the_pedal_opens_its_own_access_point(lib, tmp_path):
     with boot(lib, flash, port) as pedal:
         pedal.start()
         assert "(password %s)" % shown.group(1) in "\n".join(pedal.console_lines())
+
+
+def test_the_wifi_page_moves_the_pedal_from_its_access_point_to_the_home_network(lib, tmp_path):
+    flash = tmp_path / "flash.img"
+    port = free_port()
+    flash_with(str(flash), {"config.json": b'{"port": %d, "wifi": {"timeout_s": 0.5}}' % port})
+    with boot(lib, flash, port) as pedal:
+        pedal.start()
+        assert "join 'tonebridge' (password" in "\n".join(pedal.console_lines())
+        owner = portal(pedal)
+        page = owner.get("wifi").text
+        assert page.index("HomeNet (strong, locked)") < page.index("Cafe (weak, open)")  # strongest first, once
+        assert page.count(">HomeNet (") == 1
+        short = owner.post("wifi", data={"ssid": "HomeNet", "password": "short"})
+        assert short.status_code == 400 and "8 to 63 characters" in short.text
+        assert httpx.post(pedal.portal_url + "wifi", data={"ssid": "Evil", "password": "12345678"}).status_code == 401
+        saved = owner.post("wifi", data={"ssid": "HomeNet", "password": "secret-home"})
+        assert saved.status_code == 200 and "Joining HomeNet" in saved.text and "tonebridge.local" in saved.text
+        with pytest.raises(SimError, match="status 3"):  # it restarts (the simulator's pedal ends with RESTART)
+            pedal.wait(10)
+        assert "secret-home" not in "\n".join(pedal.console_lines())  # never on the console
+    config = json.loads(read(mount(str(flash)), "config.json"))
+    assert config["wifi"]["ssid"] == "HomeNet" and config["wifi"]["password"] == "secret-home"
+    assert config["port"] == port  # the rest of the settings stay
+    with boot(lib, flash, port) as pedal:
+        pedal.start()
+        console = "\n".join(pedal.console_lines())
+        assert "wifi: joined HomeNet as 10.0.0.7; the page: http://10.0.0.7/ or http://tonebridge.local/" in console
+        assert "fake network: access point" not in console  # set-up is over: no access point
 
 
 def boot_board(tmp_path_factory, tmp_path, serial):

@@ -1,7 +1,8 @@
 """A stand-in for MicroPython's `network` on the unix port (test_pedal_boot.py).
 
 The station "joins" only the network named in FAKE_SSID ("HomeNet"), with the password
-"secret"; the access point reports the ESP32's usual 192.168.4.1.
+"secret-home"; a scan finds it (twice, as two access points) and an open "Cafe"; the
+access point reports the ESP32's usual 192.168.4.1.
 """
 
 STA_IF = 0
@@ -16,7 +17,7 @@ def hostname(name=None):
     return HOSTNAME[-1] if HOSTNAME else "espressif"
 
 FAKE_SSID = "HomeNet"
-FAKE_PASSWORD = "secret"
+FAKE_PASSWORD = "secret-home"
 
 
 class WLAN:
@@ -30,6 +31,11 @@ class WLAN:
 
     def connect(self, ssid, password):
         self.connected = ssid == FAKE_SSID and password == FAKE_PASSWORD
+
+    def scan(self):
+        # (ssid, bssid, channel, RSSI, security, hidden), as MicroPython's WLAN.scan()
+        return [(b"Cafe", b"\x02" * 6, 1, -81, 0, False), (b"HomeNet", b"\x01" * 6, 6, -70, 3, False),
+                (b"HomeNet", b"\x03" * 6, 11, -48, 3, False), (b"\xff\xfe", b"\x04" * 6, 3, -60, 3, False)]
 
     def isconnected(self):
         return self.connected
