@@ -1,16 +1,29 @@
 """The USB serial service: the link protocol (tonecore.link) on the pedal's console.
 
-The console is shared: log lines and the REPL use it too.  While no session is open
-the pedal is an ordinary MicroPython console: Ctrl-C (0x03) stops the firmware and
-leaves you at the REPL, which is how `mpremote` (deploys) gets in.  A host opens a
-session with a HELLO frame (which it makes sure contains no 0x03 byte); from then on
-0x03 is data (`micropython.kbd_intr(-1)`), and log lines wait until the session ends.
-A session ends with BYE, or after tonecore.link.SESSION_MS without a good frame.
+The console is shared: log lines and the REPL use it too (docs/protocol.md §1).  While
+no session is open the pedal is an ordinary MicroPython console: Ctrl-C (0x03) stops
+the firmware and leaves you at the REPL, which is how `mpremote` (deploys) gets in.  A
+host opens a session with a HELLO frame (which it makes sure contains no 0x03 byte);
+from then on 0x03 is data (`micropython.kbd_intr(-1)`), and log lines wait until the
+session ends.  A session ends with BYE, or after tonecore.link.SESSION_MS without a
+good frame.
 
 Ctrl-C outside a session, exactly: a 0x03 in the first INTERRUPT_MS of a burst of
-bytes that follows QUIET_MS of silence.  That is what a person pressing Ctrl-C, and
-mpremote's "\\r\\x03", look like; the tail of a host's transfer that lost its session
-does not (it keeps the line busy), so it cannot stop the pedal by accident.
+bytes that follows QUIET_MS of silence (a board's UART driver takes any 0x03 outside a
+session itself).  That is what a person pressing Ctrl-C, and mpremote's "\\r\\x03",
+look like; the tail of a host's transfer that lost its session does not (it keeps the
+line busy), so it cannot stop the pedal by accident.
+
+The hand-over, both ways (tonecore.linkconsole):
+- mpremote's way into the raw REPL (Ctrl-C, then "\\r\\x01") hands the console to
+  the REPL at any moment, in a session too (after a killed host) or right after one:
+  once the line is quiet, the session ends (a push's .part is flushed, so it resumes),
+  kbd_intr is restored, the "\\r\\x01" the service read is given back to the REPL
+  (`give_back`), and the firmware stops with KeyboardInterrupt; the REPL then answers
+  mpremote's raw-REPL request at once.
+- the host's probe ("\\x00\\r\\x01", before any frame) is answered with
+  PROBE_ANSWER; at a REPL the same bytes bring the raw REPL's banner, and the host then
+  starts the pedal again through the raw REPL with `resume()`.
 
 `FlashStore` is the store the pedal's end of the link (tonecore.link) works on: the same
 model library on flash that Wi-Fi syncs install into (pedal.library), through the same
@@ -32,6 +45,7 @@ from tonecore import __version__, link
 from tonecore.download import Verifier
 from tonecore.errors import IntegrityError, PedalRefused
 from tonecore.formats import FormatError
+from tonecore.linkconsole import PROBE_ANSWER, PROBED, REPL_QUIET_MS, TO_REPL, ConsoleWatch, TypedInput
 from tonecore.linkprofile import console_settings
 
 from . import console
@@ -40,6 +54,9 @@ from .library import BYTES, ID, NAME, PLATFORM, SHA, SIZE, TONE, UPDATED, usb_id
 FIRMWARE = "tonebridge-pedal " + __version__
 QUIET_MS = 300
 INTERRUPT_MS = 100
+GIVE_BACK = b"\r\x01"  # what the REPL must read after a hand-over: "enter the raw REPL", as mpremote asked
+
+_served = None  # the Pedal the service ran for in this interpreter: resume() starts it again
 
 
 class FlashStore:
@@ -158,11 +175,10 @@ class Console:
         self.stdin = sys.stdin.buffer
         self.stdout = sys.stdout.buffer
         self.reader = asyncio.StreamReader(self.stdin)
-        if not self.bulk:
-            import select
+        import select
 
-            self.poller = select.poll()
-            self.poller.register(self.stdin, select.POLLIN)
+        self.poller = select.poll()
+        self.poller.register(self.stdin, select.POLLIN)
 
     async def readinto(self, buf):
         if self.bulk:
@@ -176,6 +192,10 @@ class Console:
                 break
             count += 1
         return count
+
+    def quiet(self, ms):
+        """True when no byte arrives within `ms` (blocks: only after mpremote's sequence)."""
+        return not self.poller.poll(ms)
 
     def write(self, data):
         view = memoryview(data)
@@ -212,9 +232,12 @@ class SerialService:
             inflate = None
         self.store = FlashStore(pedal, pedal.http.buf)
         self.proto = link.PedalEnd(self.store, max_frame, window, rx_buffer, inflate, flush_every)
+        self.watch = ConsoleWatch()
         self.last_byte_ms = None
         self.burst_ms = None
         self.active = False
+        global _served
+        _served = pedal
 
     def _interrupt(self, now, count):
         """True when bytes just read hold a Ctrl-C meant for the REPL."""
@@ -258,10 +281,8 @@ class SerialService:
             now = clock()
             if self._interrupt(now, count):
                 self._session(False)
-                hook = self.pedal.settings.get("on_interrupt")
-                if hook:
-                    hook()
-                raise KeyboardInterrupt
+                self._stop()
+            found = self.watch.scan(self.buf, count)
             try:
                 out = self.proto.receive(self.buf, now, count)
             except Exception as exc:  # a bug or no memory: the console must keep serving
@@ -274,6 +295,36 @@ class SerialService:
                 self.console.write(out)
             if self.active and not self.proto.active:
                 self._session(False)  # after the BYE reply
+            if found & PROBED:
+                self.console.write(PROBE_ANSWER)  # after any frame: never inside one
+            if found & TO_REPL and self.console.quiet(REPL_QUIET_MS):
+                self._to_repl()
+
+    def _to_repl(self):
+        """mpremote asked for the raw REPL: end the session (an open push's .part is
+        flushed and closed: it resumes), give the REPL back the "\\r\\x01" read here, stop."""
+        console.log("usb: the REPL takes the console (mpremote)")
+        self.proto.end_session()
+        self._session(False)
+        hook = self.pedal.settings.get("give_back")
+        if hook:
+            hook(GIVE_BACK)  # the simulator: into its stdin
+        else:
+            try:
+                import os
+
+                TypedInput(GIVE_BACK, os.dupterm)  # a board: its REPL reads dupterm after its UART
+            except (ImportError, AttributeError):
+                console.log("usb: no os.dupterm here: mpremote must ask for the raw REPL again")
+        self._stop()
+
+    def _stop(self):
+        """Leave for the REPL: KeyboardInterrupt, as a Ctrl-C does (the simulator's hook
+        sets its REPL up first)."""
+        hook = self.pedal.settings.get("on_interrupt")
+        if hook:
+            hook()
+        raise KeyboardInterrupt
 
     async def _ticker(self):
         while True:
@@ -281,3 +332,47 @@ class SerialService:
             self.proto.tick(self.pedal.clock())
             if self.proto.active != self.active:
                 self._session(self.proto.active)
+
+
+def resume():
+    """Start the pedal again from the REPL: what `tonebridge pedal` runs through the raw
+    REPL when it finds the pedal there (docs/protocol.md §1).  Runs until the pedal
+    stops (KeyboardInterrupt after the next Ctrl-C or hand-over, as at boot).
+
+    After a Ctrl-C or a hand-over the pedal's program has ended, but this interpreter
+    keeps its modules, its mounted flash and the settings it ran with: the pedal
+    starts again with those (`main.start`), on a board as in the simulator, with a new
+    asyncio loop (the stopped one's tasks are dropped) and the old portal's sockets
+    closed.  In a fresh interpreter (a board after a soft reset: mpremote's default)
+    nothing ran yet: `main.boot()`, what main.py runs at power-on.
+    """
+    global _served
+    from . import main
+
+    pedal, _served = _served, None
+    asyncio.new_event_loop()
+    try:
+        asyncio.core.cur_task = None  # (it still holds the stopped service's task)
+    except AttributeError:
+        pass
+    if pedal is None:
+        main.boot()
+        return
+    settings = pedal.settings
+    _close_sockets(pedal)
+    pedal = None
+    gc.collect()
+    main.start(settings)
+
+
+def _close_sockets(pedal):
+    """Close the stopped pedal's portal sockets, so that the new one can listen."""
+    web = getattr(pedal, "web", None)
+    socks = [getattr(web, "sock", None)]
+    socks += [getattr(getattr(conn, "stream", None), "s", None) for conn in getattr(web, "connections", ())]
+    for sock in socks:
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass

@@ -156,6 +156,7 @@ def settings_from_env():
         "net": net_limits(),
         "footswitch": FileFootswitch(os.getenv("TONEBRIDGE_FOOTSWITCH")) if os.getenv("TONEBRIDGE_FOOTSWITCH") else None,
         "on_interrupt": interactive,
+        "give_back": type_into_stdin,
         "on_serial_start": nonblocking,
     }
 
@@ -190,6 +191,15 @@ def interactive():
     REPL needs a blocking stdin again."""
     stdin_blocking(True)
     os.putenv("MICROPYINSPECT", "1")
+
+
+def type_into_stdin(data):
+    """The serial service handed the console to the REPL: the REPL must read `data`
+    (mpremote's Ctrl-A, which the service had read) before anything else.  A board types
+    it through os.dupterm, which the unix port lacks; here it goes into our own stdin
+    pipe, reopened for writing (Linux lets /proc/self/fd/0 of a pipe be opened so)."""
+    with open("/proc/self/fd/0", "wb") as pipe:
+        pipe.write(data)
 
 
 def nonblocking():
