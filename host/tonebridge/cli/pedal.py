@@ -12,7 +12,9 @@
 
 `--port auto` (the default, or $TONEBRIDGE_PORT) finds the one ESP32 board on USB by
 its USB ids.  Opening the port does not reset the board.  Pushes resume: run the same
-push again after an unplug and it continues where the pedal's flash ends.
+push again after an unplug and it continues where the pedal's flash ends.  A pedal
+left at the MicroPython REPL (by mpremote or a Ctrl-C) is started again through the
+raw REPL first.
 """
 
 import errno
@@ -51,7 +53,11 @@ def json_option(command):
 
 
 def connect(port, baud):
-    return PedalLink.open_port(port, baud)
+    """The pedal on `port`, its link open.  A pedal at the MicroPython REPL (after a
+    Ctrl-C or mpremote) is started again first, with a note; a board without the
+    firmware is an error (exit 7) that says to deploy it."""
+    return PedalLink.open_port(port, baud, on_repl=lambda: output.note(
+        "The pedal is at the MicroPython REPL: starting the tonebridge firmware there."))
 
 
 @click.group(name="pedal")

@@ -1,6 +1,6 @@
 """The host's end of the USB serial link: talk to a pedal over a serial port.
 
-    with PedalLink.open_port("/dev/ttyUSB0") as pedal:     # HELLO
+    with PedalLink.open_port("/dev/ttyUSB0") as pedal:     # probe (a REPL: start the pedal), HELLO
         pedal.info                                        # board, free flash, limits
         pedal.models()                                    # [PedalModel], active id
         pedal.push("model.nam", model_id=…, progress=…)   # resumable, verified on the pedal
@@ -9,7 +9,9 @@
 Everything the link decides (requests and their retries, sessions, credit, rewinds,
 compression, re-PUT) is tonecore.linkhost.HostEnd, bytes in and bytes out; this module
 is its select() loop on the port's descriptor, plus the file (size, SHA-256, reads),
-zlib and progress.  docs/protocol.md is the specification.
+zlib and progress.  Before the first frame, `start_service` probes what answers on the
+console (tonebridge.link.console: the service, or a MicroPython REPL, where it starts
+the pedal).  docs/protocol.md is the specification.
 """
 
 import os
@@ -89,13 +91,15 @@ class PedalLink:
     # -- opening and closing -------------------------------------------------------
 
     @classmethod
-    def open_port(cls, port, baud=DEFAULT_BAUD, **kw):
-        """Open `port` ("auto" finds one) and HELLO; the link owns the port from then on."""
+    def open_port(cls, port, baud=DEFAULT_BAUD, on_repl=None, **kw):
+        """Open `port` ("auto" finds one), make sure the link service answers
+        (`start_service`), HELLO; the link owns the port from then on."""
         from tonebridge.link import ports
 
         serial = ports.open_port(ports.resolve_port(port), baud)
         try:
             pedal = cls(serial, **kw)
+            pedal.start_service(on_repl)
             pedal.hello()
         except BaseException:
             serial.close()
@@ -122,6 +126,35 @@ class PedalLink:
             self.port.close()
 
     # -- operations ----------------------------------------------------------------
+
+    def start_service(self, on_repl=None):
+        """Before any frame: probe the console; at a MicroPython REPL, start the pedal
+        there (tonebridge.link.console), calling `on_repl()` first.
+
+        Returns:
+            "service", "started" (it was at the REPL), or None (nothing answered the
+            probe: an older firmware, or a busy pedal; the HELLO tries on its own).
+        Raises:
+            FirmwareMissing: a MicroPython board without the tonebridge firmware.
+            LinkBroken: the firmware did not start, or the port failed.
+        """
+        from tonebridge.link.console import ServiceStart
+
+        start = ServiceStart(self._now())
+        told = False
+        while not start.done():
+            data = start.to_write()
+            readable, writable, _ = select.select([self.fd], [self.fd] if data else [], [], POLL_S)
+            if writable:
+                start.written(self._write(data))
+            if readable:
+                start.receive(self._read(), self._now())
+            if start.at_repl and not told:
+                told = True
+                if on_repl is not None:
+                    on_repl()
+            start.tick(self._now())
+        return start.result()
 
     def hello(self):
         """Open a session; returns `info`."""
