@@ -251,6 +251,11 @@ class Pedal:
         except UsageError as exc:
             log("usb: no USB link on this console: %s" % exc)
             return
+        except MemoryError:
+            self.serial = None
+            gc.collect()
+            log("usb: not enough memory for the USB link this start; the page and sync still run")
+            return
         asyncio.create_task(self.serial.run())
 
     def allowed_host(self, name):
@@ -265,6 +270,9 @@ class Pedal:
         from .webserver import MAX_CONNECTIONS, WebServer
 
         settings = self.settings
+        if settings.get("serial", True):  # first: its buffers are the biggest blocks, found before the rest
+            gc.collect()
+            self.start_serial()
         host = settings.get("portal_host", "0.0.0.0")
         port = settings.get("portal_port", 80)
         names = ["localhost", "127.0.0.1", "[::1]", AP_ADDRESS, host, settings.get("address")]
@@ -279,8 +287,6 @@ class Pedal:
         self.web = web = WebServer(app, self.allowed_host, settings.get("portal_connections") or MAX_CONNECTIONS)
         web.listen(host, port)  # raises why it could not listen
         log("portal: listening on http://%s:%d/" % (host, port))
-        if self.settings.get("serial", True):
-            self.start_serial()
         if self.session.signed_in:
             await self.load_user()
             if self.settings.get("sync_on_boot", True):

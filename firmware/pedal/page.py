@@ -19,28 +19,24 @@ GROUP_OPEN_MAX = 8  # a group of models this small starts unfolded
 
 _ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"))
 
-_STYLE = ("body{font-family:system-ui,sans-serif;margin:0 auto;max-width:34em;padding:.8em;line-height:1.4;"
-          "color:#111;background:#fff}h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.2em 0 .4em}"
-          "button,.b{font:inherit;padding:.55em .9em;margin:.15em 0;border-radius:.4em;border:1px solid #555;"
-          "background:#eee;color:#000;text-decoration:none;display:inline-flex;align-items:center;min-height:2.6em;"
-          "box-sizing:border-box;vertical-align:middle}"
-          "button:disabled{opacity:.55}.p{background:#1a5fb4;color:#fff;border-color:#1a5fb4}"
-          ".d{color:#a00;border-color:#a00;background:#fff}form{display:inline}"
-          ".e{color:#a00;font-weight:600}.ok{color:#26722a;font-weight:600}.m{color:#444;font-size:.92em}"
-          "ul{list-style:none;padding:0;margin:0}li{display:flex;flex-wrap:wrap;align-items:center;gap:.4em;"
-          "padding:.5em 0;border-bottom:1px solid #ddd}.n{flex:1 1 12em;min-width:0;overflow-wrap:anywhere}"
-          ".box{border:1px solid #bbb;border-radius:.5em;padding:.6em .8em;margin:.6em 0}"
-          "summary{cursor:pointer;padding:.5em 0;font-weight:600}progress{width:100%;height:1.2em}"
-          "input{font:inherit;padding:.5em;max-width:100%}label{display:block;margin:.4em 0}")
+# The style, in pieces of ~300 bytes: bytes constants are sent as they are, where one big
+# string would need a big free block of heap to be encoded (hard to find during a sync).
+_STYLE = (
+    b'body{font-family:system-ui,sans-serif;margin:0 auto;max-width:34em;padding:.8em;line-height:1.4;color:#111;background:#fff}h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.2em 0 .4em}',
+    b'button,.b{font:inherit;padding:.55em .9em;margin:.15em 0;border-radius:.4em;border:1px solid #555;background:#eee;color:#000;text-decoration:none;display:inline-flex;align-items:center;min-height:2.6em;box-sizing:border-box;vertical-align:middle}button:disabled{opacity:.55}',
+    b'.p{background:#1a5fb4;color:#fff;border-color:#1a5fb4}.d{color:#a00;border-color:#a00;background:#fff}form{display:inline}.e{color:#a00;font-weight:600}.ok{color:#26722a;font-weight:600}.m{color:#444;font-size:.92em}ul{list-style:none;padding:0;margin:0}',
+    b'li{display:flex;flex-wrap:wrap;align-items:center;gap:.4em;padding:.5em 0;border-bottom:1px solid #ddd}.n{flex:1 1 12em;min-width:0;overflow-wrap:anywhere}.box{border:1px solid #bbb;border-radius:.5em;padding:.6em .8em;margin:.6em 0}summary{cursor:pointer;padding:.5em 0;font-weight:600}progress{width:100%;height:1.2em}',
+    b'input{font:inherit;padding:.5em;max-width:100%}label{display:block;margin:.4em 0}',
+)
 
 # Polls while the page is open; reloads when what the list shows has changed.
-_SCRIPT = ("<script>(function(){var k=document.body.getAttribute('data-key');"
-           "function t(i,s){var e=document.getElementById(i);if(e&&e.textContent!==s)e.textContent=s}"
-           "function tick(){fetch('/status.json?models=0',{credentials:'same-origin',cache:'no-store'})"
-           ".then(function(r){return r.json()}).then(function(d){if(d.key!==k){location.replace('/');return}"
-           "var s=d.progress;if(s){t('sync-line',s.line);t('sync-file',s.file||'');var b=document.getElementById("
-           "'sync-bar');if(b&&s.of){b.max=s.of;b.value=s.done}}}).catch(function(){}).then(function(){"
-           "setTimeout(tick,2000)})}setTimeout(tick,2000)})();</script>")
+_SCRIPT = (b"<script>(function(){var k=document.body.getAttribute('data-key');"
+           b"function t(i,s){var e=document.getElementById(i);if(e&&e.textContent!==s)e.textContent=s}"
+           b"function tick(){fetch('/status.json?models=0',{credentials:'same-origin',cache:'no-store'})"
+           b".then(function(r){return r.json()}).then(function(d){if(d.key!==k){location.replace('/');return}"
+           b"var s=d.progress;if(s){t('sync-line',s.line);t('sync-file',s.file||'');var b=document.getElementById("
+           b"'sync-bar');if(b&&s.of){b.max=s.of;b.value=s.done}}}).catch(function(){}).then(function(){"
+           b"setTimeout(tick,2000)})}setTimeout(tick,2000)})();</script>")
 
 
 def esc(text):
@@ -67,14 +63,17 @@ def label(platform, size):
 def head(refresh=None, key=None):
     """The page's start: `refresh` a <meta refresh> value (a landing page) or "live" (a
     noscript refresh while something moves); `key` for the script (see status_key)."""
-    yield ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
-           '<meta name="viewport" content="width=device-width,initial-scale=1">'
-           "<title>tonebridge pedal</title>")
+    yield (b'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+           b'<meta name="viewport" content="width=device-width,initial-scale=1">'
+           b"<title>tonebridge pedal</title>")
     if refresh == "live":
-        yield '<noscript><meta http-equiv="refresh" content="5"></noscript>'
+        yield b'<noscript><meta http-equiv="refresh" content="5"></noscript>'
     elif refresh:
         yield '<meta http-equiv="refresh" content="%s">' % refresh
-    yield "<style>" + _STYLE + "</style></head>"
+    yield b"<style>"
+    for part in _STYLE:
+        yield part
+    yield b"</style></head>"
     yield '<body data-key="%s"><main><h1>tonebridge</h1>' % esc(key or "")
 
 

@@ -35,6 +35,7 @@ from .console import log
 
 HEAD_MAX = 2048  # a phone's browser sends 0.6-1 KB, cookie included
 READ_BYTES = 256
+BODY_MAX = 1024  # the page's forms are tiny (microdot's Request.max_body_length, set in portal.py)
 MAX_HEADERS = 40
 MAX_CONNECTIONS = 4
 HEAD_TIMEOUT_MS = 4000
@@ -42,7 +43,7 @@ REQUEST_TIMEOUT_MS = 45000  # a sign-in callback exchanges its code with TONE300
 REPORT_EVERY_MS = 10000
 REAP_EVERY_MS = 250
 METHODS = (b"GET", b"POST", b"HEAD")
-_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 421: "Misdirected Request",
+_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 413: "Content Too Large", 421: "Misdirected Request",
             431: "Request Header Fields Too Large", 503: "Service Unavailable"}
 
 
@@ -55,35 +56,41 @@ def check_head(head):
     """Check a request head (bytes up to and without the blank line).
 
     Returns:
-        (status, host): status 0 when the head is acceptable (else the HTTP status to
-        answer with), and the Host header's name without its port (None when absent).
+        (status, host, length): status 0 when the head is acceptable (else the HTTP
+        status to answer with), the Host header's name without its port (None when
+        absent), and the body's Content-Length (0 without one).
     """
     lines = head.split(b"\r\n")
     if len(lines) > MAX_HEADERS + 1:
-        return 431, None
+        return 431, None, 0
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not parts[1].startswith(b"/") or not parts[2].startswith(b"HTTP/1."):
-        return 400, None
+        return 400, None, 0
     if parts[0] not in METHODS:
-        return 405, None
+        return 405, None, 0
     host = None
+    length = 0
     for line in lines[1:]:
         colon = line.find(b":")
         if colon <= 0:
-            return 400, None
+            return 400, None, 0
         name = line[:colon].strip().lower()
         value = line[colon + 1:].strip()
         if name == b"host":
             if host is not None:
-                return 400, None
+                return 400, None, 0
             host = _host_name(value)
             if host is None:
-                return 400, None
-        elif name == b"content-length" and not (value.isdigit() and len(value) < 9):
-            return 400, None
+                return 400, None, 0
+        elif name == b"content-length":
+            if not (value.isdigit() and len(value) < 9):
+                return 400, None, 0
+            length = int(value)
+            if length > BODY_MAX:
+                return 413, None, 0
         elif name == b"transfer-encoding":
-            return 400, None  # no chunked uploads: the forms are tiny
-    return 0, host
+            return 400, None, 0  # no chunked uploads: the forms are tiny
+    return 0, host, length
 
 
 def _host_name(value):
@@ -132,8 +139,8 @@ class _Replay:
 
     async def readexactly(self, n):
         got = self._take(n)
-        if len(got) < n:
-            got += await self.stream.readexactly(n - len(got))
+        if len(got) < n:  # never for a body: the server read it whole (Content-Length)
+            raise EOFError
         return got
 
     async def read(self, n=-1):
@@ -278,15 +285,19 @@ class WebServer:
                 return
             buf, head_end = head
             filled = len(buf)
-            status = 431 if head_end < 0 else 0
-            host = None
-            if not status:
-                status, host = check_head(buf[:head_end - 4])
+            status, host, length = (431, None, 0) if head_end < 0 else check_head(buf[:head_end - 4])
             if not status and host is not None and not self.allowed_host(host):
                 status = 421
             if status:
                 await self._refuse(stream, status)
                 return
+            missing = head_end + length - filled
+            if missing > 0:  # the body, under the head's deadline: microdot then reads only the buffer
+                rest = await self._read_exactly(stream, missing)
+                if rest is None:
+                    return  # the client left half-way
+                buf += rest
+                filled = len(buf)
             conn.reading_head = False
             conn.deadline = time.ticks_add(time.ticks_ms(), self.request_timeout_ms)
             self.served += 1
@@ -322,6 +333,16 @@ class WebServer:
                 return data, data.find(b"\r\n\r\n") + 4
             tail = piece[-3:]
         return b"", -1
+
+    async def _read_exactly(self, stream, n):
+        pieces = []
+        while n > 0:
+            piece = await stream.read(min(READ_BYTES, n))
+            if not piece:
+                return None
+            pieces.append(piece)
+            n -= len(piece)
+        return b"".join(pieces)
 
     async def _refuse(self, stream, status):
         self.refused += 1

@@ -146,7 +146,11 @@ def test_hostile_connections_do_not_starve_or_kill_the_portal(emulator, lib, tmp
         def probe():
             assert owner.get("status.json", timeout=5).status_code == 200
 
-        opened, slowest, probes = flood(host, port, seconds=8, rate=30, probe=probe)
+        try:
+            opened, slowest, probes = flood(host, port, seconds=8, rate=30, probe=probe)
+        except Exception:
+            print("CONSOLE", "\n".join(pedal.console_lines()[-15:]))
+            raise
         assert opened >= 100 and probes >= 10
         assert slowest < 2.0, "a normal request took %.2f s during the flood" % slowest
         time.sleep(5)  # the last slow heads time out (4 s)
