@@ -156,6 +156,20 @@ class FlashStore:
         self.library.activate(model_id)
         console.log("usb: model %d is active" % model_id)
 
+    def set_wifi(self, ssid, password, restart):
+        """Save the network in config.json as the set-up page does (`tonebridge pedal
+        wifi`); with `restart`, restart into it once the reply is out.  Returns the
+        pedal's network name (its mDNS name without .local)."""
+        from . import wifi
+
+        try:
+            ssid = wifi.save(self.library.root, ssid, password)  # logs the SSID, never the password
+        except ValueError as exc:
+            raise PedalRefused(str(exc), link.E_BAD_REQUEST)
+        if restart:
+            self.pedal.restart_soon("joining the Wi-Fi network %s" % ssid)
+        return wifi.device_name()
+
 
 def _inflate(data):
     import deflate

@@ -50,6 +50,7 @@ COMMIT = const(5)
 DELETE = const(6)
 ACTIVATE = const(7)
 BYE = const(8)
+WIFI = const(12)  # save the Wi-Fi network the pedal joins (config.json), restart if asked
 ERROR = const(15)
 
 # control message keys
@@ -81,6 +82,10 @@ K_OFFSET = const(29)
 K_INSTALLED = const(30)
 K_CODE = const(40)
 K_MESSAGE = const(41)
+K_SSID = const(50)
+K_PASSWORD = const(51)
+K_RESTART = const(52)
+K_HOSTNAME = const(53)
 
 # ERROR codes
 E_BAD_REQUEST = const(1)  # malformed or unknown message
@@ -151,12 +156,27 @@ def _field(message, key, kind, required=True):
     return value
 
 
+def wifi_problem(ssid, password):
+    """Why `ssid` and `password` cannot be a Wi-Fi network's, or None: the pedal's own
+    rules (firmware/pedal/wifi.py save): a name of 1 to 32 bytes (surrounding spaces
+    are dropped), a password of none or 8 to 63 characters, no control characters."""
+    if type(ssid) is not str or not ssid.strip() or len(ssid.strip().encode()) > 32:
+        return "a Wi-Fi network's name (SSID) is 1 to 32 bytes"
+    if type(password) is not str or (password and not 8 <= len(password) <= 63):
+        return "a Wi-Fi password is 8 to 63 characters (or none for an open network)"
+    for char in ssid + password:
+        if char < " " or char == "\x7f":
+            return "the Wi-Fi name or password has a control character"
+    return None
+
+
 class PedalEnd:
     """The pedal's end of the link.
 
     Args:
         store: the model library (see `firmware/pedal/serial.py` for the interface:
-            info, model_count, model_item, active_model, stat, open, write, flush, commit, close, delete, activate).
+            info, model_count, model_item, active_model, stat, open, write, flush, commit, close, delete, activate;
+            set_wifi where the pedal has Wi-Fi).
         max_frame: the largest raw frame accepted (its buffer is allocated now).
         window: the most unacknowledged DATA bytes the host may have outstanding.
         rx_buffer: the console's receive buffer in bytes (260 on an ESP32 UART REPL), or
@@ -392,6 +412,8 @@ class PedalEnd:
         if kind == BYE:
             self.end_session()
             return {}
+        if kind == WIFI:
+            return self._wifi(message)
         raise PedalRefused("unknown message type %d" % kind, E_BAD_REQUEST)
 
     def _list(self, start, limit=None):
@@ -430,6 +452,24 @@ class PedalEnd:
         self.transfer = [model_id, size, offset, offset]
         self.gap = False
         return {K_ID: model_id, K_OFFSET: offset}
+
+    def _wifi(self, message):
+        """Save the network (store.set_wifi, which restarts the pedal when asked, after
+        this reply); the reply has the SSID and the pedal's network name, never the
+        password."""
+        ssid = message.get(K_SSID)
+        password = message.get(K_PASSWORD)
+        password = "" if password is None else password
+        problem = wifi_problem(ssid, password)
+        if problem:
+            raise PedalRefused(problem, E_BAD_REQUEST)
+        set_wifi = getattr(self.store, "set_wifi", None)
+        if set_wifi is None:  # a store with no Wi-Fi (a test's, a wired-only pedal's)
+            raise PedalRefused("this pedal has no Wi-Fi to set", E_BAD_REQUEST)
+        restart = message.get(K_RESTART) is True
+        ssid = ssid.strip()
+        hostname = set_wifi(ssid, password, restart)
+        return {K_SSID: ssid, K_RESTART: restart, K_HOSTNAME: hostname}
 
     def _commit(self, model_id):
         transfer = self.transfer

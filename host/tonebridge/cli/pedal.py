@@ -4,6 +4,9 @@
     tonebridge pedal ls        [--port PORT] [--json]   the models installed
     tonebridge pedal push FILE [--id N] [--name] [--platform] [--activate] [--json]
     tonebridge pedal rm MODEL / activate MODEL [--json] MODEL: an id or an exact name
+    tonebridge pedal wifi SSID [--password-stdin | --password P] [--no-restart]
+                                                        the network the pedal joins (its
+                                                        config.json), then a restart into it
     tonebridge pedal sync      [--port PORT] [--json]   what the pedal's own Wi-Fi sync
                                                         would fetch (tonecore.syncpolicy:
                                                         favorited and created tones),
@@ -20,12 +23,14 @@ raw REPL first.
 import errno
 import os
 import shutil
+import sys
 
 import click
 import platformdirs
 
 from tonecore.errors import LinkBroken, PedalRefused, ToneError, UsageError
 from tonecore.formats import platform_of
+from tonecore import link
 from tonecore.link import E_NO_SPACE, E_NOT_FOUND
 from tonecore.records import MAX_PAGE_SIZE
 from tonecore.syncpolicy import SKIP, UP_TO_DATE, SyncPolicy
@@ -195,6 +200,59 @@ rm = _manage_command("rm", lambda pedal, model_id: pedal.delete(model_id), "dele
                      "Deleted model %d from the pedal.", "Delete MODEL (an id or a name) from the pedal.")
 activate = _manage_command("activate", lambda pedal, model_id: pedal.activate(model_id), "active",
                            "Model %d is now active.", "Make MODEL (an id or a name) the pedal's active model.")
+
+
+@pedal_group.command(name="wifi")
+@click.argument("ssid")
+@click.option("--password", metavar="P", help="The network's password ('' for an open network). Other users of "
+              "this computer can see it in the process list: prefer --password-stdin or the prompt.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option("--restart/--no-restart", default=True, show_default=True,
+              help="Restart the pedal so that it joins the network now (else at its next start).")
+@port_options
+@json_option
+def wifi(ssid, password, password_stdin, restart, port, baud, as_json):
+    """Give the pedal a Wi-Fi network to join, over USB (saved in its config.json).
+
+    Without --password or --password-stdin it asks for the password without showing
+    it; an empty one is an open network.  The password is never printed, nor logged
+    by the pedal.
+    """
+    password = _wifi_password(ssid, password, password_stdin)
+    problem = link.wifi_problem(ssid, password)
+    if problem:
+        raise UsageError(problem)
+    with connect(port, baud) as pedal:
+        try:
+            reply = pedal.request(link.WIFI, {link.K_SSID: ssid, link.K_PASSWORD: password, link.K_RESTART: restart})
+        except PedalRefused as error:
+            if "unknown message type" in str(error):
+                raise PedalRefused("the pedal's firmware predates `pedal wifi`: deploy it again (tonebridge firmware "
+                                   "deploy) or use its Wi-Fi set-up page", error.code) from None
+            raise
+    saved = reply.get(link.K_SSID) or ssid.strip()
+    hostname = reply.get(link.K_HOSTNAME) or "tonebridge"
+    url = "http://%s.local/" % hostname
+    if as_json:
+        output.emit_json({"ssid": saved, "restart": bool(reply.get(link.K_RESTART)), "hostname": hostname, "url": url})
+        return
+    click.echo("Saved the Wi-Fi network %r on the pedal; %s: then open %s (or the address its console prints)"
+               % (saved, "it is restarting to join it" if restart else "it joins it at its next start", url))
+
+
+def _wifi_password(ssid, password, from_stdin):
+    """The password from --password, the first line of stdin, or a hidden prompt."""
+    if from_stdin:
+        if password is not None:
+            raise UsageError("--password and --password-stdin exclude each other")
+        return sys.stdin.readline().rstrip("\r\n")
+    if password is not None:
+        return password
+    if not sys.stdin.isatty():
+        raise UsageError("no Wi-Fi password given: pipe it in with --password-stdin (or give --password '' for an "
+                         "open network)")
+    return click.prompt("Password for %s (empty for an open network)" % ssid, default="", hide_input=True,
+                        show_default=False)
 
 
 def cache_dir():
