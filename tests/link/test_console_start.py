@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 import serial
 from link_helpers import NO_API, pedal_env
@@ -159,6 +160,8 @@ def test_the_host_starts_the_pedal_again_from_its_repl(pedal, keys, prompt):
     assert "unix_sim on" in info.stdout
     assert info.stderr == "The pedal is at the MicroPython REPL: starting the tonebridge firmware there.\n"
     pedal.wait_for_console("usb: link ready", 10, since=since)
+    pedal.wait_for_console("portal: listening on " + pedal.portal_url.rstrip("/"), 10, since=since)
+    assert httpx.get(pedal.portal_url + "status.json", timeout=10).json()["board"] == "unix_sim"  # the same port again
     assert pedal.returncode is None
     again = cli(pedal.serial_path, "ls")  # the service answers the probe: nothing to start
     assert again.returncode == 0 and again.stderr == "", again.stderr
