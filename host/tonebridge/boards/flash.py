@@ -16,8 +16,9 @@ the board's FLASH_OFFSET:
 
 esptool (`pip install 'tonebridge[flash]'`: not needed for anything else) runs as a
 subprocess of this Python, `python -m esptool --chip C --port P --baud N write-flash -z
-OFFSET FILE`, after `erase-flash` when asked; its output (the progress) goes to `write`
-as it comes, and a failure becomes one line: a port that cannot be opened, or a chip
+OFFSET FILE` (with `--erase-all` when asked: the whole chip erased first, in the same
+connection, so a native-USB board is not reset in between); its output (the progress)
+goes to `write` as it comes, and a failure becomes one line: a port that cannot be opened, or a chip
 that is not the board's, is a UsageError (exit 2); no bootloader answering, or any
 other failure of esptool, a FirmwareError (exit 1), as is esptool missing.
 """
@@ -237,9 +238,8 @@ def flash(board, port, image, erase=False, baud=DEFAULT_BAUD, write=None, boards
     port = ports.resolve_port(port)
     _check_port(port)
     write = write or (lambda text: None)
-    if erase:
-        run_esptool(esptool_argv(esptool, info, port, baud, "erase-flash"), port, ERASE_TIMEOUT_S, write)
-    run_esptool(esptool_argv(esptool, info, port, baud, "write-flash", "-z", "0x%x" % info.flash_offset, image),
-                port, write_timeout_s(size, baud), write)
+    command = ["write-flash"] + (["--erase-all"] if erase else []) + ["-z", "0x%x" % info.flash_offset, image]
+    run_esptool(esptool_argv(esptool, info, port, baud, *command), port,
+                write_timeout_s(size, baud) + (ERASE_TIMEOUT_S if erase else 0), write)
     return {"board": info.name, "port": port, "image": image, "bytes": size, "offset": info.flash_offset,
             "chip": info.esptool_chip, "erased": bool(erase)}
