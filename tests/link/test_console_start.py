@@ -140,7 +140,7 @@ def cli(port, *args):
 def type_keys(path, *writes):
     """Open the console as a terminal would and type `writes`, 0.4 s apart (the pedal
     takes a 0x03 for Ctrl-C after a quiet line)."""
-    with serial.Serial(path, 115200, exclusive=True, timeout=0) as port:
+    with serial.Serial(path, 115200, exclusive=True, timeout=0, write_timeout=5) as port:
         for keys in writes:
             time.sleep(0.4)
             port.write(keys)
@@ -183,7 +183,7 @@ def test_a_micropython_board_without_the_firmware_is_told_to_deploy_it(tmp_path)
         assert done.stderr.splitlines()[-1] == "tonebridge: error: " + NOT_HERE
         assert "Traceback" not in done.stderr and done.stdout == ""
         assert board.returncode is None
-        with serial.Serial(board.serial_path, 115200, exclusive=True, timeout=0) as port:  # its friendly REPL
+        with serial.Serial(board.serial_path, 115200, exclusive=True, timeout=0, write_timeout=5) as port:  # its friendly REPL
             port.write(b"print(6 * 7)\r")
             seen = b""
             deadline = time.monotonic() + 10
