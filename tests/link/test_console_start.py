@@ -183,7 +183,8 @@ def test_a_micropython_board_without_the_firmware_is_told_to_deploy_it(tmp_path)
         assert done.stderr.splitlines()[-1] == "tonebridge: error: " + NOT_HERE
         assert "Traceback" not in done.stderr and done.stdout == ""
         assert board.returncode is None
-        with serial.Serial(board.serial_path, 115200, exclusive=True, timeout=0, write_timeout=5) as port:  # its friendly REPL
+        # left at its friendly REPL
+        with serial.Serial(board.serial_path, 115200, exclusive=True, timeout=0, write_timeout=5) as port:
             port.write(b"print(6 * 7)\r")
             seen = b""
             deadline = time.monotonic() + 10
