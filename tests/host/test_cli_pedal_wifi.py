@@ -174,3 +174,32 @@ def test_a_repeated_request_is_answered_again_not_done_again():
     (reply,) = [link.parse_control(payload) for kind, seq, payload in link.Decoder(4096).feed(first)]
     assert reply == {link.K_TYPE: link.WIFI, link.K_SSID: "Home", link.K_RESTART: True,
                      link.K_HOSTNAME: "tonebridge-ab12"}
+
+
+def test_the_prompt_hides_the_password_on_a_terminal(lib, tmp_path):
+    import os
+    import select
+
+    flash = tmp_path / "pedal.img"
+    with SimulatedPedal(NO_API, str(flash), lib=lib, env=pedal_env()) as sim:
+        sim.start()
+        master, slave = os.openpty()  # a terminal as a person has it: it echoes what is typed
+        try:
+            proc = subprocess.Popen(TONEBRIDGE + ["pedal", "wifi", "Home", "--no-restart", "--port", sim.serial_path],
+                                    stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+            seen = b""
+            deadline = time.monotonic() + 60
+            while b"Password for Home (empty for an open network): " not in seen:
+                assert time.monotonic() < deadline and proc.poll() is None, seen
+                if select.select([master], [], [], 0.5)[0]:
+                    seen += os.read(master, 1024)
+            os.write(master, PASSWORD.encode() + b"\n")
+            assert proc.wait(60) == 0, seen
+            while select.select([master], [], [], 0.5)[0]:
+                seen += os.read(master, 1024)
+        finally:
+            os.close(slave)
+            os.close(master)
+    assert b"Saved the Wi-Fi network 'Home' on the pedal; it joins it at its next start" in seen, seen
+    assert PASSWORD.encode() not in seen  # not echoed, not printed
+    assert config_of(flash)["wifi"] == {"ssid": "Home", "password": PASSWORD}
