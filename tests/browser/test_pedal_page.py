@@ -4,13 +4,12 @@ TONE3000's pages, the sync's progress changing without a reload, Use, Delete wit
 confirmation, the error cases as pages, and no serious accessibility violations."""
 
 import os
-import time
 
 import httpx
 import pytest
 from browser import Missing, axe_violations, required
 from pedal_helpers import EMAIL
-from signin_helpers import configure
+from signin_helpers import configure, wait_until
 
 try:
     from selenium.webdriver.common.by import By
@@ -59,16 +58,6 @@ def text(driver):
     return driver.find_element(By.TAG_NAME, "body").text
 
 
-def wait(predicate, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("no %s within %g s" % (what, timeout_s))
-
-
 def no_serious_violations(driver, page):
     try:
         found = axe_violations(driver)
@@ -93,19 +82,19 @@ def owner_http(driver, pedal):
 def sign_in_with_tone3000(driver, emulator, consent="allow"):
     """Press the page's sign-in button and go through TONE3000's pages as a person would."""
     click(driver, driver.find_element(By.LINK_TEXT, "Sign in with TONE3000"))
-    wait(lambda: driver.find_elements(By.CSS_SELECTOR, "input[type=email], input[name=email]"), 10, "email form")
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "input[type=email], input[name=email]"), 10, "email form")
     field = driver.find_elements(By.CSS_SELECTOR, "input[type=email], input[name=email]")[0]
     field.send_keys(EMAIL)
     old = driver.find_element(By.TAG_NAME, "html")
     field.submit()
     WebDriverWait(driver, 15).until(staleness_of(old))
-    wait(lambda: driver.find_elements(By.CSS_SELECTOR, "input[name=code]"), 10, "code form")
+    wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "input[name=code]"), 10, "code form")
     code = driver.find_element(By.CSS_SELECTOR, "input[name=code]")
     code.send_keys(scripted_phone.outbox_code(emulator.base_url, EMAIL)())
     old = driver.find_element(By.TAG_NAME, "html")
     code.submit()
     WebDriverWait(driver, 15).until(staleness_of(old))
-    choice = wait(lambda: driver.find_elements(By.CSS_SELECTOR, "input[name=decision][value=%s]" % consent), 10,
+    choice = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "input[name=decision][value=%s]" % consent), 10,
                   "consent page")
     form = choice[0].find_element(By.XPATH, "ancestor::form")
     click(driver, form.find_element(By.CSS_SELECTOR, "button, input[type=submit]"))
@@ -129,7 +118,7 @@ def test_the_page_on_a_phone(phone, pedal, emulator):
 
     # -- a declined sign-in ends on the page, in plain words, at a clean address
     sign_in_with_tone3000(driver, emulator, consent="deny")
-    wait(lambda: driver.current_url == pedal.portal_url, 10, "the page again")
+    wait_until(lambda: driver.current_url == pedal.portal_url, 10, "the page again")
     assert "You declined the sign-in on TONE3000" in driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
     driver.refresh()  # a reload does not repeat the callback
     assert driver.current_url == pedal.portal_url
@@ -138,23 +127,23 @@ def test_the_page_on_a_phone(phone, pedal, emulator):
     configure(emulator.base_url, delay_ms=120)  # a sync of ~90 requests then takes ~15 s
     try:
         sign_in_with_tone3000(driver, emulator)
-        wait(lambda: driver.current_url == pedal.portal_url and "Signed in as" in text(driver), 15, "signed in")
+        wait_until(lambda: driver.current_url == pedal.portal_url and "Signed in as" in text(driver), 15, "signed in")
         driver.execute_script("window.sameDocument = true")
-        first = wait(lambda: driver.find_elements(By.ID, "sync-line"), 10, "a sync line")[0].text
-        changed = wait(lambda: driver.execute_script("return window.sameDocument === true") and
+        first = wait_until(lambda: driver.find_elements(By.ID, "sync-line"), 10, "a sync line")[0].text
+        changed = wait_until(lambda: driver.execute_script("return window.sameDocument === true") and
                        driver.find_element(By.ID, "sync-line").text != first and
                        driver.find_element(By.ID, "sync-line").text, 20, "progress without a reload")
         assert "models checked" in changed or "downloaded" in changed, changed
         shot(driver, "2-syncing")
         assert driver.find_element(By.XPATH, "//button[contains(., 'Syncing')]").get_attribute("disabled")
         driver.refresh()  # the list as it is now: deleting waits for the end of the sync
-        deletes = wait(lambda: driver.find_elements(By.CSS_SELECTOR, "button[aria-label^='Delete']"), 10,
+        deletes = wait_until(lambda: driver.find_elements(By.CSS_SELECTOR, "button[aria-label^='Delete']"), 10,
                        "models during the sync")
         assert all(b.get_attribute("disabled") for b in deletes)
         assert "Deleting waits until the sync is done." in text(driver)
         no_serious_violations(driver, "the page during a sync")
         # when it is done the page shows the list (it reloads itself once)
-        wait(lambda: "Last sync:" in text(driver), 90, "the sync's end on the page")
+        wait_until(lambda: "Last sync:" in text(driver), 90, "the sync's end on the page")
     finally:
         configure(emulator.base_url, delay_ms=0)
     fits_the_phone(driver)

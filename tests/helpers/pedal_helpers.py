@@ -13,6 +13,15 @@ from tonebridge.boards.flashimage import check_library, library, mount, problems
 EMAIL = "demo@example.com"
 
 
+def quiet_pedal(emulator, flash, lib, **env):
+    """A simulated pedal on `emulator` that syncs only when asked (not at boot or sign-in)."""
+    from tonebridge.dev.simulator import SimulatedPedal
+
+    env.setdefault("TONEBRIDGE_SYNC_ON_SIGN_IN", "0")
+    env.setdefault("TONEBRIDGE_SYNC_ON_BOOT", "0")
+    return SimulatedPedal(emulator.base_url + "/api/v1", str(flash), lib=lib, env=env)
+
+
 def owner_cookies(pedal):
     """The owner's cookie for `pedal`: paired once with the PIN its console shows."""
     cookies = getattr(pedal, "owner_cookies", None)

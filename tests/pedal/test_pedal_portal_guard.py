@@ -7,25 +7,10 @@ import socket
 import time
 
 import httpx
-import pytest
-from pedal_helpers import EMAIL, mount, owner_cookies, portal, read, sign_in, status
+from pedal_helpers import mount, owner_cookies, portal, quiet_pedal, read, sign_in, status
 from portal_flood import flood
 
 from tonebridge.dev import phone
-from tonebridge.dev.emulator.server import EmulatorServer
-from tonebridge.dev.simulator import SimulatedPedal
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer() as server:
-        yield server
-
-
-def pedal_for(emulator, flash, lib, **env):
-    env.setdefault("TONEBRIDGE_SYNC_ON_SIGN_IN", "0")
-    env.setdefault("TONEBRIDGE_SYNC_ON_BOOT", "0")
-    return SimulatedPedal(emulator.base_url + "/api/v1", str(flash), lib=lib, env=env)
 
 
 def address(pedal):
@@ -35,7 +20,7 @@ def address(pedal):
 
 def test_a_stranger_sees_nothing_personal_and_changes_nothing(emulator, lib, tmp_path):
     flash = tmp_path / "flash.img"
-    with pedal_for(emulator, flash, lib) as pedal:
+    with quiet_pedal(emulator, flash, lib) as pedal:
         pedal.start()
         sign_in(pedal, emulator.base_url)
         assert status(pedal)["user"] == "demo_player"  # the owner sees it
@@ -61,7 +46,7 @@ def test_a_stranger_sees_nothing_personal_and_changes_nothing(emulator, lib, tmp
         console = "\n".join(pedal.console_lines())
         assert cookie not in console
     # after a restart the phone is still paired; "Unpair all phones" ends that
-    with pedal_for(emulator, flash, lib) as pedal:
+    with quiet_pedal(emulator, flash, lib) as pedal:
         pedal.start()
         owner = phone.owner_client(pedal.portal_url, httpx.Cookies({"tb_owner": cookie}))
         assert owner.get("status.json").json()["user"] in ("demo_player", None)
@@ -71,7 +56,7 @@ def test_a_stranger_sees_nothing_personal_and_changes_nothing(emulator, lib, tmp
 
 
 def test_pairing_by_footswitch_or_pin(emulator, lib, tmp_path):
-    with pedal_for(emulator, tmp_path / "flash.img", lib) as pedal:
+    with quiet_pedal(emulator, tmp_path / "flash.img", lib) as pedal:
         pedal.start()
         # without the footswitch and without a PIN, Pair explains what to do
         reply = httpx.post(pedal.portal_url + "pair", data={"pin": ""})
@@ -98,7 +83,7 @@ def test_pairing_by_footswitch_or_pin(emulator, lib, tmp_path):
 
 
 def test_host_and_origin_must_be_the_pedal(emulator, lib, tmp_path):
-    with pedal_for(emulator, tmp_path / "flash.img", lib, TONEBRIDGE_ADDRESS="10.77.0.2") as pedal:
+    with quiet_pedal(emulator, tmp_path / "flash.img", lib, TONEBRIDGE_ADDRESS="10.77.0.2") as pedal:
         pedal.start()
         owner = portal(pedal)
         # DNS rebinding: a page on evil.example whose name now points at the pedal
@@ -114,7 +99,7 @@ def test_host_and_origin_must_be_the_pedal(emulator, lib, tmp_path):
 
 
 def test_hostile_connections_do_not_starve_or_kill_the_portal(emulator, lib, tmp_path):
-    with pedal_for(emulator, tmp_path / "flash.img", lib) as pedal:
+    with quiet_pedal(emulator, tmp_path / "flash.img", lib) as pedal:
         pedal.start()
         owner = portal(pedal)
         baseline = owner.get("status.json").json()["heap"]["alloc"]

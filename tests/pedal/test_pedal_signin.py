@@ -5,27 +5,12 @@ emulator speaking today's TONE3000."""
 import json
 
 import httpx
-import pytest
-from pedal_helpers import EMAIL, mount, owner_cookies, portal, read, status, wait_status
+from pedal_helpers import EMAIL, mount, owner_cookies, portal, quiet_pedal, read, status, wait_status
 from signin_helpers import configure, request_log
 
 from tonebridge.dev import phone
-from tonebridge.dev.emulator.server import EmulatorServer
-from tonebridge.dev.simulator import SimulatedPedal
 
 LAN_ADDRESS = "10.77.0.2"  # the pedal's "Wi-Fi" address; the phone reaches it on loopback
-
-
-@pytest.fixture(scope="module")
-def emulator():
-    with EmulatorServer() as server:
-        yield server
-
-
-def pedal_for(emulator, flash, lib, **env):
-    env.setdefault("TONEBRIDGE_SYNC_ON_SIGN_IN", "0")
-    env.setdefault("TONEBRIDGE_SYNC_ON_BOOT", "0")
-    return SimulatedPedal(emulator.base_url + "/api/v1", str(flash), lib=lib, env=env)
 
 
 def signed_in(data):
@@ -33,7 +18,7 @@ def signed_in(data):
 
 
 def test_lan_relay_sign_in_from_two_phones(emulator, lib, tmp_path):
-    with pedal_for(emulator, tmp_path / "flash.img", lib, TONEBRIDGE_ADDRESS=LAN_ADDRESS) as pedal:
+    with quiet_pedal(emulator, tmp_path / "flash.img", lib, TONEBRIDGE_ADDRESS=LAN_ADDRESS) as pedal:
         pedal.start()
         port = pedal.portal_url.rstrip("/").rsplit(":", 1)[1]
         own = "http://%s:%s/callback" % (LAN_ADDRESS, port)
@@ -70,7 +55,7 @@ def test_lan_relay_sign_in_from_two_phones(emulator, lib, tmp_path):
     # a restart: still signed in, refreshes through today's token endpoint
     configure(emulator.base_url, clock_offset=3700)
     try:
-        with pedal_for(emulator, tmp_path / "flash.img", lib) as pedal:
+        with quiet_pedal(emulator, tmp_path / "flash.img", lib) as pedal:
             pedal.start()
             data = wait_status(pedal, lambda s: s["user"] == "demo_player", 30, "profile after a refresh")
             assert data["signed_in"]
@@ -81,7 +66,7 @@ def test_lan_relay_sign_in_from_two_phones(emulator, lib, tmp_path):
 
 
 def test_a_declined_sign_in_says_so_and_stores_nothing(emulator, lib, tmp_path):
-    with pedal_for(emulator, tmp_path / "flash.img", lib) as pedal:
+    with quiet_pedal(emulator, tmp_path / "flash.img", lib) as pedal:
         pedal.start()
         location = portal(pedal).get(pedal.portal_url + "signin", timeout=10).headers["location"]
         final = phone.sign_in(location, EMAIL, phone.outbox_code(emulator.base_url, EMAIL), consent="deny",
@@ -93,7 +78,7 @@ def test_a_declined_sign_in_says_so_and_stores_nothing(emulator, lib, tmp_path):
 def test_device_grant_from_the_page(emulator, lib, tmp_path):
     configure(emulator.base_url, device_interval=1)
     try:
-        with pedal_for(emulator, tmp_path / "flash.img", lib) as pedal:
+        with quiet_pedal(emulator, tmp_path / "flash.img", lib) as pedal:
             pedal.start()
             page = portal(pedal).get(pedal.portal_url, timeout=10).text
             assert "Sign in with a code" in page
@@ -118,7 +103,7 @@ def test_device_grant_from_the_page(emulator, lib, tmp_path):
 
 
 def test_a_pedal_without_an_app_key_says_what_to_do(emulator, lib, tmp_path):
-    with pedal_for(emulator, tmp_path / "flash.img", lib, TONEBRIDGE_CLIENT_ID="") as pedal:
+    with quiet_pedal(emulator, tmp_path / "flash.img", lib, TONEBRIDGE_CLIENT_ID="") as pedal:
         pedal.start()
         assert "no TONE3000 app key" in portal(pedal).get(pedal.portal_url, timeout=10).text
         reply = portal(pedal).get(pedal.portal_url + "signin", timeout=10)
