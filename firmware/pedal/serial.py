@@ -100,7 +100,8 @@ class FlashStore:
         model_id, size = meta["id"], meta["size"]
         identity = usb_identity(model_id, size, meta["sha256"])
         self.part = None
-        self.verifier = Verifier(meta.get("filename") or "model.bin")
+        # the link checked the file name and platform; the bytes are checked as they come
+        self.verifier = Verifier(meta["filename"], meta.get("platform"))
         # the link flushes (and tells the host what is durable): flush_every 0
         self.part = self.library.open_part(model_id, identity, self.verifier, self.buf, size, 0)
         self.expected = (size, identity["sha256"])
@@ -171,12 +172,15 @@ class FlashStore:
         return wifi.device_name()
 
 
-def _inflate(data):
+def _inflate(data, out):
+    """Raw deflate (wbits 9) undone into the buffer `out`, as much as fits; returns how
+    many bytes (the link refuses a frame that fills `out`: it inflates past what it may
+    hold).  Nothing of the output's size is allocated."""
     import deflate
     import io
 
     with deflate.DeflateIO(io.BytesIO(data), deflate.RAW, 9) as stream:
-        return stream.read()
+        return stream.readinto(out)
 
 
 class Console:
@@ -239,9 +243,9 @@ class SerialService:
         self.console = Console(kind)
         self.buf = bytearray(read_size if read_size > 1 else 256)
         try:
-            import deflate  # noqa: F401  (a probe: stock ESP32 firmware has it)
+            import deflate  # (a probe: stock ESP32 firmware has it)
 
-            inflate = _inflate
+            inflate = _inflate if hasattr(deflate, "DeflateIO") else None
         except ImportError:
             inflate = None
         self.store = FlashStore(pedal, pedal.http.buf)

@@ -95,14 +95,21 @@ def resume_offset(sidecar, identity, part_size, total=None):
 class Verifier:
     """Length, SHA-256 and format of one file, fed its bytes in file order.
 
-    Memory does not grow with the file: a running hash and FormatCheck's head and tail.
+    The format check is never skipped: a file name of no known extension, or a platform
+    its extension cannot hold, fails at `finish` (tonecore.formats.check_kind says why).
+    Memory does not grow with the file: a running hash and FormatCheck's small state.
+
+    Args:
+        filename: the file's name; its extension says what the bytes must be.
+        platform: the platform it is for (tonecore.records.PLATFORMS), or None: any
+            that its extension holds.
     """
 
-    def __init__(self, filename):
+    def __init__(self, filename, platform=None):
         self.filename = filename
         self.size = 0
         self._hash = sha256()
-        self._check = FormatCheck(filename)
+        self._check = FormatCheck(filename, platform)
 
     def feed(self, data):
         self._hash.update(data)
@@ -181,7 +188,8 @@ class DownloadPlan:
     COMPLETE = COMPLETE
     AGAIN = AGAIN
 
-    def __init__(self, url, filename=None, offset=0, etag=None, max_failures=MAX_FAILURES, max_restarts=MAX_RESTARTS):
+    def __init__(self, url, filename=None, offset=0, etag=None, max_failures=MAX_FAILURES, max_restarts=MAX_RESTARTS,
+                 platform=None):
         self.url = url
         self.filename = filename or url.split("?", 1)[0].rsplit("/", 1)[-1]
         self.offset = offset
@@ -195,7 +203,7 @@ class DownloadPlan:
         self.restarts = 0
         self._end = None  # offset at which this response's body must end, when announced
         self._progress_mark = offset  # high-water mark: a restart must pass it to count
-        self.verifier = Verifier(self.filename)
+        self.verifier = Verifier(self.filename, platform)
 
     def resume(self, sidecar, identity, part_size, readinto, buf, total=None):
         """Continue from an existing .part if it is this download (see Verifier.resume);

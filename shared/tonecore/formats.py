@@ -1,37 +1,64 @@
 """Model file formats: what a file name says a file is, what a board can hold, and
-streaming sanity checks fed the same chunks as the hash.
+streaming structure checks fed the same chunks as the hash.
 
 The API publishes no checksum, so besides length we check that the bytes are the kind
-of file they claim to be: a JSON model (.nam, AIDA-X, Proteus, .json) must be one JSON
-object (first byte '{', last '}'), and an impulse response (.wav) a RIFF/WAVE file whose
-RIFF size matches the length.  Only a small head and tail are kept: memory does not
-grow with file size.
+of file they claim to be, and have the structure a loader of that kind needs:
+
+    .nam            NAM: one JSON object with "version" (string), "architecture"
+                    (string), "config" (object) and "weights" (array)
+    .aidax, .json   AIDA-X or Proteus: "model_data" and "state_dict" (objects; the
+                    PyTorch export), or "layers" (array; the RTNeural export);
+                    aa-snapshot (.json only): "blocks" (array)
+    .wav            impulse response: RIFF/WAVE whose RIFF size is the file's length,
+                    a "fmt " chunk before the "data" chunk: PCM 16/24/32-bit or float
+                    32-bit (WAVE_FORMAT_EXTENSIBLE of either too), 1 or 2 channels,
+                    44100, 48000, 88200 or 96000 Hz
+
+Any other extension is refused, and so is a platform that is not one of
+tonecore.records.PLATFORMS or not one the extension holds.  Keys count only at the top
+level of the object (NAM's "config" has "layers" too), and the document must be exactly
+one JSON object with nothing but whitespace after it.
+
+Memory does not grow with the file: tonecore.jsonscan scans a JSON model (jumping from
+one interesting byte to the next with bytes.find), tonecore.wavscan walks a WAV file's
+chunk headers.  Each is imported only when a file of its kind arrives (the USB link's
+checks of a PUT's file name need neither).
 
 `EXTENSIONS` is the one table of file extensions: the check a file gets (here), the
 platform a pushed file is taken for (`tonebridge pedal push`), and the extension an
 installed model keeps on the pedal's flash.
 """
 
-import struct
-
 from .errors import IntegrityError
 
-HEAD_BYTES = 64
-TAIL_BYTES = 16
-_WHITESPACE = b" \t\r\n"
 MAX_EXTENSION = 8  # ".aidax" and friends; anything longer is not a plain extension
 
-# extension -> (the platform a file of that kind is for, how its bytes are checked)
+# extension -> (the platforms a file of that kind may be, the first the default; how its
+# bytes are checked)
 EXTENSIONS = {
-    ".nam": ("nam", "json"),
-    ".aidax": ("aida-x", "json"),
-    ".json": ("aida-x", "json"),
-    ".wav": ("ir", "wav"),
+    ".nam": (("nam",), "json"),
+    ".aidax": (("aida-x",), "json"),
+    ".json": (("aida-x", "proteus", "aa-snapshot"), "json"),
+    ".wav": (("ir",), "wav"),
+}
+
+# a JSON value's type, by its first byte (any other: a number)
+_TYPES = {0x7B: "an object", 0x5B: "an array", 0x22: "a string", 0x74: "true", 0x66: "false", 0x6E: "null"}
+_RNN = ((("model_data", 0x7B), ("state_dict", 0x7B)), (("layers", 0x5B),))
+# platform (every one of tonecore.records.PLATFORMS) -> (what a file of it is called,
+# alternatives: each the top-level keys it must have and the first byte of their values)
+STRUCTURES = {
+    "nam": ("a NAM model", ((("version", 0x22), ("architecture", 0x22), ("config", 0x7B), ("weights", 0x5B)),)),
+    "aida-x": ("an AIDA-X model", _RNN),
+    "proteus": ("a Proteus model", _RNN),
+    "aa-snapshot": ("an aa-snapshot", ((("blocks", 0x5B),),)),
+    "ir": ("an impulse response", ()),
 }
 
 
 class FormatError(IntegrityError):
-    """The bytes are not a complete file of the kind their name says (bad JSON, not RIFF)."""
+    """The bytes are not a complete file of the kind their name says (bad JSON, not RIFF,
+    missing structure), or the name is of no kind we know."""
 
 
 def extension(filename):
@@ -44,55 +71,112 @@ def extension(filename):
 
 
 def kind_of(filename):
-    """'json', 'wav' or None (unknown: no format check) for a file name."""
+    """'json', 'wav' or None (an extension we do not know) for a file name."""
     known = EXTENSIONS.get(extension(filename))
     return known[1] if known else None
 
 
 def platform_of(filename):
-    """The platform ("nam", "ir", "aida-x") a file name says, or None."""
+    """The platform ("nam", "ir", "aida-x") a file name says by default, or None."""
     known = EXTENSIONS.get(extension(filename))
-    return known[0] if known else None
+    return known[0][0] if known else None
+
+
+def check_kind(filename, platform=None):
+    """The platforms a file may be: `platform` when given, else every one its extension
+    holds.
+
+    Raises:
+        FormatError: an extension we do not know, a platform not in
+            tonecore.records.PLATFORMS, or one the extension cannot hold (a .wav is only
+            an "ir", a .nam only a "nam").
+    """
+    known = EXTENSIONS.get(extension(filename))
+    if known is None:
+        raise FormatError("%s is not a model file tonebridge knows (%s)" % (filename, ", ".join(sorted(EXTENSIONS))))
+    if platform is None:
+        return known[0]
+    if platform not in STRUCTURES:
+        raise FormatError("%s: %r is not a platform tonebridge knows (%s)" % (
+            filename, platform, ", ".join(sorted(STRUCTURES))))
+    if platform not in known[0]:
+        raise FormatError("%s: a %s file is %s, not %s" % (
+            filename, extension(filename), _either(known[0]), STRUCTURES[platform][0]))
+    return (platform,)
 
 
 class FormatCheck:
-    """Collects head and tail bytes of a file and checks its format at the end."""
+    """Checks a file's kind and structure as its bytes stream past (see the module
+    docstring); `verify(total)` at the end raises FormatError for the first problem.
 
-    def __init__(self, filename):
+    Args:
+        filename: the file's name; its extension says what it must be.
+        platform: the platform it is for (tonecore.records.PLATFORMS), or None: any its
+            extension holds.
+    """
+
+    def __init__(self, filename, platform=None):
         self.filename = filename
-        self.kind = kind_of(filename)
+        self.platform = platform
         self.reset()
 
     def reset(self):
-        self.head = b""
-        self.tail = b""
+        """Forget every byte fed."""
+        self.error = self.scan = None
+        try:
+            self.platforms = check_kind(self.filename, self.platform)
+        except FormatError as exc:
+            self.platforms = ()
+            self.error = exc.message
+            return
+        if kind_of(self.filename) == "wav":
+            from .wavscan import WavScan
+
+            self.scan = WavScan()
+        else:
+            from .jsonscan import JsonScan
+
+            self.scan = JsonScan([key.encode() for platform in self.platforms
+                                  for alternative in STRUCTURES[platform][1] for key, _ in alternative])
 
     def feed(self, data):
-        if len(self.head) < HEAD_BYTES:
-            self.head += bytes(data[: HEAD_BYTES - len(self.head)])
-        if len(data) >= TAIL_BYTES:
-            self.tail = bytes(data[len(data) - TAIL_BYTES :])
-        else:
-            self.tail = (self.tail + bytes(data))[-TAIL_BYTES:]
+        scan = self.scan
+        if scan is not None and scan.error is None:
+            scan.feed(data)
 
     def verify(self, total):
-        """Raise FormatError unless the file looks complete and of its kind."""
+        """Raise FormatError unless the file is complete, of its kind, with its structure."""
+        if self.error is not None:
+            raise FormatError(self.error)
         if total == 0:
             raise FormatError("%s is empty" % self.filename)
-        if self.kind == "json":
-            head = self.head.lstrip(_WHITESPACE)
-            tail = self.tail.rstrip(_WHITESPACE)
-            if not head.startswith(b"{") or not tail.endswith(b"}"):
-                raise FormatError("%s is not a complete JSON model file" % self.filename)
-        elif self.kind == "wav":
-            head = self.head
-            if len(head) < 16 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                raise FormatError("%s is not a RIFF/WAVE file" % self.filename)
-            riff_size = struct.unpack("<I", head[4:8])[0]
-            if riff_size + 8 != total:
-                raise FormatError(
-                    "%s is truncated or padded: RIFF says %d bytes, got %d" % (self.filename, riff_size + 8, total)
-                )
+        scan = self.scan
+        problem = scan.problem(total) if STRUCTURES[self.platforms[0]][1] == () else scan.problem() or self._missing()
+        if problem is not None:
+            raise FormatError("%s is not %s: %s" % (self.filename, _either(self.platforms), problem))
+
+    def _missing(self):
+        """What the JSON file lacks of the structure of every platform it may be (the
+        first alternative's first problem), or None when it has one's."""
+        first = None
+        for platform in self.platforms:
+            for alternative in STRUCTURES[platform][1]:
+                problem = None
+                for key, kind in alternative:
+                    found = self.scan.found.get(key.encode())
+                    if found != kind and problem is None:
+                        problem = 'no "%s"' % key if found is None else '"%s" is %s, not %s' % (
+                            key, _TYPES.get(found, "a number"), _TYPES[kind])
+                if problem is None:
+                    return None
+                first = first or problem
+        return first
+
+
+def _either(platforms):
+    """'a NAM model', 'an AIDA-X model, a Proteus model or an aa-snapshot'."""
+    names = [STRUCTURES[p][0] for p in platforms] or ["a model file"]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def runnable(formats, platform, size):

@@ -31,6 +31,7 @@ import struct
 from . import cbor
 from .compat import const
 from .errors import IntegrityError, PedalRefused, ProtocolError, ToneError
+from .formats import FormatError, check_kind
 from .frame import Decoder, encode
 
 VERSION = const(1)
@@ -111,6 +112,9 @@ SESSION_MS = const(5000)  # a session with no good frame for this long is over
 FLUSH_EVERY = const(64 * 1024)  # by default, received data is made durable this often
 LIST_BYTES = const(1024)  # a LIST reply stays this small: little heap, and survives a noisy line
 CONTROL_MAX = const(512)  # the longest control request the pedal decodes (a PUT is ~200)
+MAX_NAME = const(64)  # characters in a PUT's name, file name, platform, size class, date
+MAX_ID = const(0x7FFFFFFF)  # model and tone ids
+MAX_SIZE = const(0xFFFFFFFF)  # a file's bytes (DATA offsets are u32); the board's MAX_MODEL_BYTES is the store's
 
 
 def control(seq, kind, fields=None):
@@ -147,13 +151,42 @@ def seq_after(a, b):
     return 0 < ((a - b) & 0xFFFF) < 0x8000
 
 
-def _field(message, key, kind, required=True):
+def _field(message, key, kind, required=True, least=0, most=None):
+    """message[key] when it is a `kind` (an int from `least` to `most`); None when it is
+    absent and not `required`; else PedalRefused E_BAD_REQUEST."""
     value = message.get(key)
     if value is None and not required:
         return None
-    if type(value) is not kind or (kind is int and value < 0):
-        raise PedalRefused("field %d is missing or not a %s" % (key, kind.__name__), E_BAD_REQUEST)
+    if type(value) is not kind or (kind is int and (value < least or (most is not None and value > most))):
+        raise PedalRefused("field %d is missing or not a %s%s" % (
+            key, kind.__name__, " from %d to %d" % (least, most) if kind is int and most is not None else ""),
+            E_BAD_REQUEST)
     return value
+
+
+def _text(message, key, most, required=True, choices=None):
+    """message[key] when it is a str of 1 to `most` characters without control
+    characters (and one of `choices`, when given); None when absent and not required;
+    else PedalRefused E_BAD_REQUEST."""
+    value = message.get(key)
+    if value is None and not required:
+        return None
+    if type(value) is not str or not 0 < len(value) <= most:
+        raise PedalRefused("field %d is missing or not a text of 1 to %d characters" % (key, most), E_BAD_REQUEST)
+    for char in value:
+        if char < " " or char == "\x7f":
+            raise PedalRefused("field %d has a control character" % key, E_BAD_REQUEST)
+    if choices is not None and value not in choices:
+        raise PedalRefused("field %d: %r is none of %s" % (key, value, ", ".join(choices)), E_BAD_REQUEST)
+    return value
+
+
+def _size_class(message):
+    if message.get(K_CLASS) is None:
+        return None
+    from .records import SIZES  # (here: the pedal has it loaded already; a test's heap need not)
+
+    return _text(message, K_CLASS, MAX_NAME, True, SIZES)
 
 
 def wifi_problem(ssid, password):
@@ -181,7 +214,13 @@ class PedalEnd:
         window: the most unacknowledged DATA bytes the host may have outstanding.
         rx_buffer: the console's receive buffer in bytes (260 on an ESP32 UART REPL), or
             0 when the link has flow control of its own (native USB, a pty).
-        inflate: a function(bytes) -> bytes that undoes raw deflate, or None (no DEFLATE).
+        inflate: a function(data, out) that undoes raw deflate into the buffer `out` (a
+            memoryview) and returns how many bytes it wrote, never more than fit (when
+            `out` is full, the frame inflates past what it may hold and is refused), or
+            None (no DEFLATE).  `out` is one buffer of max_frame + 1 bytes, allocated at
+            HELLO and kept for the session (no allocation per frame: a fragmented heap
+            cannot make inflating fail); when it cannot be had, the session goes without
+            DEFLATE.
         flush_every: received data is made durable (store.flush) at least this often.
 
     `receive(data, now_ms)` returns the bytes to send back.  `active` is True while a
@@ -198,6 +237,7 @@ class PedalEnd:
         self.window = window
         self.rx_buffer = rx_buffer
         self.inflate = inflate
+        self.inflated = None  # the buffer DEFLATE frames inflate into, while a session is open
         self.active = False
         self.last_frame_ms = None
         self.anchor = 0
@@ -245,6 +285,7 @@ class PedalEnd:
         self._close_transfer()
         self.active = False
         self.last_request = None
+        self.inflated = None
         self.decoder.reset()
 
     def _ack_due(self):
@@ -293,12 +334,21 @@ class PedalEnd:
             return  # (one before it: a duplicate)
         body = payload[DATA_HEADER:]
         if kind == DEFLATE:
-            if self.inflate is None:
+            if self.inflated is None:
                 return
+            # no more than the file's announced size, nor than a DATA frame holds: a frame
+            # that inflates past that is refused, never inflated whole
+            limit = min(transfer[1] - transfer[2], self.max_frame)
             try:
-                body = self.inflate(body)
+                count = self.inflate(body, self.inflated[:limit + 1])
             except Exception:  # damaged deflate data slipped past the CRC: ask again
                 self.gap = True
+                return
+            body = self.inflated[:count]
+            if count > limit:
+                self.failure = (transfer[0], PedalRefused(
+                    "a DEFLATE frame at byte %d inflates past %d bytes" % (offset, limit), E_BAD_REQUEST))
+                self._close_transfer()  # the host hears at its next PUT
                 return
         if transfer[2] + len(body) > transfer[1]:
             return  # beyond the announced size: never written
@@ -380,11 +430,16 @@ class PedalEnd:
             raise PedalRefused("the pedal speaks protocol %d, not %s" % (VERSION, version), E_VERSION)
         self.end_session()
         self.active = True
+        if self.inflate is not None:
+            try:
+                self.inflated = memoryview(bytearray(self.max_frame + 1))
+            except MemoryError:  # (this session then goes without DEFLATE)
+                self.inflated = None
         info = self.store.info()
         return {
             K_VERSION: VERSION, K_NONCE: message.get(K_NONCE), K_BOARD: info.get("board"),
             K_FREE: info.get("free"), K_FIRMWARE: info.get("firmware"), K_MAX_FRAME: self.max_frame,
-            K_WINDOW: self.window, K_RX_BUFFER: self.rx_buffer, K_DEFLATE: self.inflate is not None,
+            K_WINDOW: self.window, K_RX_BUFFER: self.rx_buffer, K_DEFLATE: self.inflated is not None,
         }
 
     def _request(self, kind, message):
@@ -433,21 +488,31 @@ class PedalEnd:
         return {K_START: start, K_TOTAL: total, K_ACTIVE: store.active_model(), K_MODELS: items}
 
     def _put(self, message):
-        model_id = _field(message, K_ID, int)
-        size = _field(message, K_SIZE, int)
+        """Open a transfer; every field is checked first (E_BAD_REQUEST: a wrong type or
+        length; E_FORMAT: a file name or platform of no kind a model can be)."""
+        model_id = _field(message, K_ID, int, least=1, most=MAX_ID)
+        size = _field(message, K_SIZE, int, least=1, most=MAX_SIZE)
         sha = _field(message, K_SHA, bytes)
         if len(sha) != 32:
             raise PedalRefused("sha256 must be 32 bytes", E_BAD_REQUEST)
+        filename = _text(message, K_FILENAME, MAX_NAME)
+        if "/" in filename or "\\" in filename:
+            raise PedalRefused("the file name %r has a path in it" % filename, E_BAD_REQUEST)
+        platform = _text(message, K_PLATFORM, MAX_NAME, False)
+        try:
+            check_kind(filename, platform)  # the file's contents are checked at COMMIT
+        except FormatError as exc:
+            raise PedalRefused(exc.message, E_FORMAT)
+        meta = {
+            "id": model_id, "size": size, "sha256": sha, "name": _text(message, K_NAME, MAX_NAME, False) or filename,
+            "platform": platform, "tone_id": _field(message, K_TONE, int, False, most=MAX_ID),
+            "size_class": _size_class(message),
+            "updated_at": _text(message, K_UPDATED, MAX_NAME, False), "filename": filename,
+        }
         self._close_transfer()
         failure, self.failure = self.failure, None
         if failure is not None and failure[0] == model_id and not isinstance(failure[1], OSError):
             raise failure[1]  # e.g. LibraryFull found while writing: say so once
-        meta = {
-            "id": model_id, "size": size, "sha256": sha, "name": message.get(K_NAME),
-            "platform": message.get(K_PLATFORM), "tone_id": message.get(K_TONE),
-            "size_class": message.get(K_CLASS), "updated_at": message.get(K_UPDATED),
-            "filename": message.get(K_FILENAME),
-        }
         offset = self.store.open(meta)
         self.transfer = [model_id, size, offset, offset]
         self.gap = False
@@ -488,4 +553,6 @@ def _code_of(exc):
     code = getattr(exc, "link_code", None)
     if code:
         return code
+    if isinstance(exc, FormatError):
+        return E_FORMAT
     return E_INTEGRITY if isinstance(exc, IntegrityError) else E_STORAGE

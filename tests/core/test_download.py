@@ -13,8 +13,15 @@ URL = "https://api.example/files/m.nam"
 
 
 def model_bytes(size):
-    """A JSON model document of exactly `size` bytes (built in one allocation)."""
-    return b'{"weights": "' + b"7" * (size - 16) + b'"}\n'
+    """A NAM model document of exactly `size` bytes, its weights one long number (built
+    in place: one allocation)."""
+    head, tail = b'{"version":"1","architecture":"A","config":{},"weights":[', b"]}\n"
+    data = bytearray(size)
+    data[:len(head)] = head
+    for at in range(len(head), size - len(tail)):
+        data[at] = 0x37
+    data[size - len(tail):] = tail
+    return data
 
 
 def digest(data):

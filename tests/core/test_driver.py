@@ -58,7 +58,7 @@ class AsyncDriverTest(unittest.TestCase):
         self.assertEqual(self.driver.events, [("send", "/api/v1/user", "Bearer acc1")])
 
     def test_failed_steps_are_thrown_into_the_call_which_retries(self):
-        data = b'{"weights": "' + b"5" * 2000 + b'"}'
+        data = b'{"version": "1", "architecture": "A", "config": {}, "weights": [' + b"5" * 2000 + b']}'
         self.api.files["/files/m.nam"] = data
         self.api.cuts = [700, 600]  # two bodies cut: TransportError from the body step
         plan = DownloadPlan("https://api.example/files/m.nam", "m.nam")

@@ -44,7 +44,7 @@ class FormatTest(unittest.TestCase):
         self.assertFalse(fits(1024, 1025))
 
     def test_json_model_ok_and_truncated(self):
-        doc = b'  {"version": "0.5.4", "weights": [' + b"0.1, " * 500 + b"0.2]}\n"
+        doc = b'  {"version": "0.5.4", "architecture": "WaveNet", "config": {}, "weights": [' + b"0.1, " * 500 + b"0.2]}\n"
         check("m.nam", doc)
         with self.assertRaises(IntegrityError):
             check("m.nam", doc[:-10])
@@ -59,8 +59,8 @@ class FormatTest(unittest.TestCase):
         with self.assertRaises(IntegrityError):
             check("ir.wav", b"RIFX" + wav[4:])
 
-    def test_tiny_chunks_keep_head_and_tail(self):
-        doc = b'{"a": 1}'
+    def test_tiny_chunks_are_checked_as_one_stream(self):
+        doc = b'{"layers": []}'
         fc = FormatCheck("x.json")
         for i in range(len(doc)):
             fc.feed(doc[i : i + 1])

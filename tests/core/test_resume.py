@@ -19,7 +19,7 @@ URL = "https://api.example/files/m.nam"
 
 def model_bytes(size):
     """A JSON model document of exactly `size` bytes."""
-    return b'{"weights": "' + b"7" * (size - 16) + b'"}\n'
+    return b'{"version":"1","architecture":"A","config":{},"weights":[' + b"7" * (size - 60) + b']}\n'
 
 
 def digest(data):

@@ -21,7 +21,7 @@ def nam_bytes(size, seed=0):
         number = "%.6f" % (int.from_bytes(block[:4], "big") / 2 ** 32)
         digits.append(number)
         total += len(number) + 2
-    return json.dumps({"version": "0.5.4", "architecture": "WaveNet", "weights": digits}).encode()
+    return json.dumps({"version": "0.5.4", "architecture": "WaveNet", "config": {}, "weights": digits}).encode()
 
 
 def wav_bytes(size, seed=0):

@@ -76,7 +76,7 @@ def test_records_accept_anything_or_raise_protocol_error(data, kind):
 
 
 def model_bytes(size):
-    return b'{"weights": "' + b"7" * (size - 16) + b'"}\n'
+    return b'{"version":"1","architecture":"A","config":{},"weights":[' + b"7" * (size - 60) + b']}\n'
 
 
 @settings(max_examples=60, deadline=None)

@@ -162,8 +162,13 @@ def decode_checked(stream, max_frame, sizes, rotate=0):
     return got
 
 
-def inflate(body):
-    return zlib.decompress(bytes(body), -9)
+def inflate(body, out):
+    unpacker = zlib.decompressobj(-9)
+    data = unpacker.decompress(bytes(body), len(out))
+    if len(data) < len(out) and not unpacker.eof:
+        raise zlib.error("incomplete deflate data")  # as the pedal's DeflateIO (EOFError)
+    out[:len(data)] = data
+    return len(data)
 
 
 def pedal_survives(stream, sizes, max_frame=1040, rx_buffer=0, deflate=False, rotate=0, store=None, pause=None):
@@ -279,7 +284,7 @@ GOOD_FIELDS = {
     link.K_SHA: st.sampled_from((SHA, bytes(32), b"\x01" * 31)),
     link.K_NAME: st.text(max_size=8) | st.just("n" * 600),  # the long one passes CONTROL_MAX
     link.K_PLATFORM: st.sampled_from(("nam", "ir", "")),
-    link.K_FILENAME: st.text(max_size=8),
+    link.K_FILENAME: st.text(max_size=8) | st.sampled_from(("m.nam", "ir.wav")),
 }
 REQUEST_FIELDS = {
     link.HELLO: (link.K_VERSION, link.K_NONCE),
@@ -340,7 +345,7 @@ def session(installed=0, transfer=True):
     frames = [(link.CONTROL, 1, message(link.HELLO, {link.K_VERSION: link.VERSION, link.K_NONCE: 5}))]
     seq = 2
     for model_id in range(1, installed + 2 if transfer else installed + 1):
-        put = {link.K_ID: model_id, link.K_SIZE: len(BODY), link.K_SHA: SHA, link.K_NAME: "m"}
+        put = {link.K_ID: model_id, link.K_SIZE: len(BODY), link.K_SHA: SHA, link.K_NAME: "m", link.K_FILENAME: "m.nam"}
         frames.append((link.CONTROL, seq, message(link.PUT, put)))
         if model_id <= installed:
             frames.append((link.DATA, seq + 1, struct.pack("<I", 0) + BODY))
@@ -574,7 +579,7 @@ def test_a_flash_error_at_a_periodic_flush_does_not_escape_receive():
 
     body = bytes(link.FLUSH_EVERY + 4000)
     pedal = link.PedalEnd(FlushFails())
-    put = {link.K_ID: 1, link.K_SIZE: len(body), link.K_SHA: hashlib.sha256(body).digest()}
+    put = {link.K_ID: 1, link.K_SIZE: len(body), link.K_SHA: hashlib.sha256(body).digest(), link.K_FILENAME: "m.nam"}
     pedal.receive(wire_of(session(transfer=False) + [(link.CONTROL, 2, message(link.PUT, put))]), 0)
     for seq, offset in enumerate(range(0, len(body), 4000)):
         out = pedal.receive(link.data_frame(10 + seq, offset, body[offset:offset + 4000]), 1)
