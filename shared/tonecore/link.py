@@ -112,7 +112,8 @@ SESSION_MS = const(5000)  # a session with no good frame for this long is over
 FLUSH_EVERY = const(64 * 1024)  # by default, received data is made durable this often
 LIST_BYTES = const(1024)  # a LIST reply stays this small: little heap, and survives a noisy line
 CONTROL_MAX = const(512)  # the longest control request the pedal decodes (a PUT is ~200)
-MAX_NAME = const(64)  # characters in a PUT's name, file name, platform, size class, date
+MAX_NAME = const(64)  # characters in a PUT's name, platform, size class, date
+MAX_FILENAME = const(128)  # characters in a PUT's file name
 MAX_ID = const(0x7FFFFFFF)  # model and tone ids
 MAX_SIZE = const(0xFFFFFFFF)  # a file's bytes (DATA offsets are u32); the board's MAX_MODEL_BYTES is the store's
 
@@ -495,7 +496,7 @@ class PedalEnd:
         sha = _field(message, K_SHA, bytes)
         if len(sha) != 32:
             raise PedalRefused("sha256 must be 32 bytes", E_BAD_REQUEST)
-        filename = _text(message, K_FILENAME, MAX_NAME)
+        filename = _text(message, K_FILENAME, MAX_FILENAME)
         if "/" in filename or "\\" in filename:
             raise PedalRefused("the file name %r has a path in it" % filename, E_BAD_REQUEST)
         platform = _text(message, K_PLATFORM, MAX_NAME, False)
@@ -504,7 +505,7 @@ class PedalEnd:
         except FormatError as exc:
             raise PedalRefused(exc.message, E_FORMAT)
         meta = {
-            "id": model_id, "size": size, "sha256": sha, "name": _text(message, K_NAME, MAX_NAME, False) or filename,
+            "id": model_id, "size": size, "sha256": sha, "name": _text(message, K_NAME, MAX_NAME, False) or filename[:MAX_NAME],
             "platform": platform, "tone_id": _field(message, K_TONE, int, False, most=MAX_ID),
             "size_class": _size_class(message),
             "updated_at": _text(message, K_UPDATED, MAX_NAME, False), "filename": filename,

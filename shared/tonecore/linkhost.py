@@ -133,12 +133,18 @@ class HostEnd:
         self._start(self._list(), now_ms)
 
     def push(self, fields, read, now_ms):
-        """Start pushing a file: PUT `fields` (link.K_* -> value; K_ID, K_SIZE and K_SHA
-        required), the DATA from the pedal's offset, COMMIT.  `read(offset, count)`
-        returns that much of the file.  Result: a PushResult."""
+        """Start pushing a file: PUT `fields` (link.K_* -> value; K_ID, K_SIZE, K_SHA and
+        K_FILENAME required), the DATA from the pedal's offset, COMMIT.
+        `read(offset, count)` returns that much of the file.  Result: a PushResult.  A
+        name is sent as the pedal takes it: control characters as spaces, at most
+        link.MAX_NAME characters."""
         size, sha = fields.get(link.K_SIZE), fields.get(link.K_SHA)
         if type(size) is not int or size < 0 or type(sha) is not bytes or len(sha) != 32:
             raise UsageError("a push needs the file's size and its 32-byte SHA-256")
+        name = fields.get(link.K_NAME)
+        if type(name) is str:
+            fields = dict(fields)
+            fields[link.K_NAME] = "".join(" " if c < " " or c == "\x7f" else c for c in name)[:link.MAX_NAME]
         self.transfer = None
         self._start(self._push(fields, read), now_ms)
 

@@ -83,6 +83,11 @@ class PushTest(unittest.TestCase):
         self.assertEqual(refused.exception.code, link.E_INTEGRITY)
         self.assertEqual(store.installed, {})
 
+    def test_the_host_end_sends_a_name_the_pedal_takes(self):
+        store = MemoryStore()
+        push(uart_pedal(store), Blob(3000), meta={link.K_NAME: "Clean\tBright\n" + "x" * 80})
+        self.assertEqual(store.installed[1][1]["name"], "Clean Bright " + "x" * 51)  # 64 characters
+
     def test_no_space_is_a_clean_error(self):
         with self.assertRaises(PedalRefused) as refused:
             push(uart_pedal(MemoryStore(capacity=100)), Blob(5000))

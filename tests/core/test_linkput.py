@@ -45,11 +45,17 @@ class PutFieldsTest(unittest.TestCase):
         reply = put(self.pedal, 3, {link.K_ID: 8}, drop=link.K_NAME)  # name and platform may be left out
         self.assertEqual(reply[link.K_TYPE], link.PUT)
         self.assertEqual(self.store.parts[8].meta["name"], "clean.nam")
+        long_file = "f" * 124 + ".nam"  # a file name may be longer than a name
+        self.assertEqual(put(self.pedal, 4, {link.K_ID: 9, link.K_FILENAME: long_file}, drop=link.K_NAME)[link.K_TYPE],
+                         link.PUT)
+        self.assertEqual(self.store.parts[9].meta["name"], "f" * 64)
+
 
     def test_fields_of_the_wrong_type_or_length_are_a_bad_request(self):
         bad = link.E_BAD_REQUEST
         for change in ({link.K_NAME: ["Clean"]}, {link.K_NAME: ""}, {link.K_NAME: "n" * 65}, {link.K_NAME: "a\nb"},
                        {link.K_FILENAME: 12}, {link.K_FILENAME: "dir/clean.nam"}, {link.K_FILENAME: "x\x00.nam"},
+                       {link.K_FILENAME: "f" * 125 + ".nam"},
                        {link.K_PLATFORM: 1}, {link.K_CLASS: "huge"}, {link.K_CLASS: 2}, {link.K_TONE: "3"},
                        {link.K_UPDATED: b"2026"}, {link.K_ID: 0}, {link.K_ID: -1}, {link.K_ID: 1 << 31},
                        {link.K_ID: "7"}, {link.K_SIZE: 0}, {link.K_SIZE: 1 << 32}, {link.K_SIZE: True},

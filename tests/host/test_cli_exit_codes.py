@@ -61,7 +61,7 @@ def test_every_usage_error_of_click_is_2(tmp_path, args):
                                   ["pedal", "push", "FILE"], ["pedal", "sync"]])
 def test_a_port_that_does_not_exist_is_2_in_every_pedal_command(tmp_path, args):
     model = tmp_path / "m.nam"
-    model.write_bytes(b"{}")
+    model.write_bytes(b'{"version": "1", "architecture": "A", "config": {}, "weights": []}')  # checked before the port
     args = [str(model) if arg == "FILE" else arg for arg in args]
     nowhere = str(tmp_path / "ttyNOPE")
     one_line(invoke(tmp_path, *args, "--port", nowhere), EXIT_USAGE, "no serial port " + nowhere)

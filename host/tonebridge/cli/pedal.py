@@ -28,16 +28,16 @@ import sys
 import click
 import platformdirs
 
+from tonecore.download import Verifier
 from tonecore.errors import LinkBroken, PedalRefused, ToneError, UsageError
 from tonecore.formats import platform_of
 from tonecore import link
 from tonecore.link import E_NO_SPACE, E_NOT_FOUND
-from tonecore.records import MAX_PAGE_SIZE
+from tonecore.records import MAX_PAGE_SIZE, PLATFORMS
 from tonecore.syncpolicy import SKIP, UP_TO_DATE, SyncPolicy
 
 from tonebridge.cli import output
 from tonebridge.cli.common import EXIT_PEDAL
-from tonebridge.fileio import file_sha256
 from tonebridge.link.session import DEFAULT_BAUD, PedalLink
 
 PORT_ENV = "TONEBRIDGE_PORT"
@@ -119,10 +119,11 @@ def list_models(port, baud, as_json):
 @pedal_group.command()
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False))
 @port_options
-@click.option("--id", "model_id", type=click.IntRange(min=1), help="The TONE3000 model id [default: one derived from "
-              "the file's SHA-256, for a file that is not from TONE3000].")
+@click.option("--id", "model_id", type=click.IntRange(min=1, max=link.MAX_ID), help="The TONE3000 model id [default: "
+              "one derived from the file's SHA-256, for a file that is not from TONE3000].")
 @click.option("--name", help="The name the pedal shows [default: the file name].")
-@click.option("--platform", help="nam, ir, aida-x, proteus… [default: from the file's extension].")
+@click.option("--platform", type=click.Choice(PLATFORMS), help="[default: from the file's extension; .json: "
+              "aida-x].")
 @click.option("--activate", is_flag=True, help="Make it the active model once installed.")
 @click.option("--no-compress", is_flag=True, help="Never send deflated chunks.")
 @json_option
@@ -130,10 +131,10 @@ def push(path, port, baud, model_id, name, platform, activate, no_compress, as_j
     """Send FILE to the pedal: verified there, installed atomically, resumable."""
     if not os.path.isfile(path):
         raise UsageError("no such file: %s" % path)
-    sha = bytes.fromhex(file_sha256(path))
+    platform = platform or platform_of(path)  # (a .json is AIDA-X unless --platform says otherwise)
+    sha = bytes.fromhex(_checked_sha256(path, platform))  # the pedal checks it again
     if model_id is None:
         model_id = LOCAL_IDS + int.from_bytes(sha[:3], "big")
-    platform = platform or platform_of(path)
     with connect(port, baud) as pedal:
         pedal.compress = not no_compress
         with output.DownloadProgress("push %s" % os.path.basename(path)) as progress:
@@ -155,6 +156,28 @@ def push(path, port, baud, model_id, name, platform, activate, no_compress, as_j
     click.echo("Installed model %d on the pedal: %d bytes in %.1f s (%s/s)%s" % (
         model_id, result.size, result.elapsed_s, output.human_bytes(rate), "; " + "; ".join(notes) if notes else ""))
     click.echo("  sha256 %s, verified on the pedal%s" % (result.sha256, "; now active" if activate else ""))
+
+
+def _checked_sha256(path, platform):
+    """The SHA-256 (hex) of the file at `path`, read once and checked as the pedal will
+    check it (tonecore's Verifier: a known extension, a platform it holds, the structure
+    of its kind), before anything is sent.
+
+    Raises:
+        FormatError: not a model file the pedal takes (exit 6).
+        UsageError: it cannot be read, or its name is longer than the pedal keeps.
+    """
+    filename = os.path.basename(path)
+    if len(filename) > link.MAX_FILENAME:
+        raise UsageError("the file name %s is longer than %d characters; rename it" % (filename, link.MAX_FILENAME))
+    verifier = Verifier(filename, platform)
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 16), b""):
+                verifier.feed(chunk)
+    except OSError as error:
+        raise UsageError("cannot read %s: %s" % (path, error.strerror or error)) from None
+    return verifier.finish()
 
 
 def _model_id(pedal, model):
