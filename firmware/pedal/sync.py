@@ -175,7 +175,7 @@ class Sync:
         if not pedal.library.has_room(model_id):  # the models before it on the page filled it
             self._full(model_id)
             return
-        plan = DownloadPlan(url, filename)
+        plan = DownloadPlan(url, filename, platform=platform)  # its structure checked as that platform's
         self.seen.append(model_id)  # until the end of _install: its .part may stay for a resume
         part = pedal.library.open_part(model_id, {"id": model_id, "updated_at": updated_at}, plan, pedal.http.buf)
         if part.size:
