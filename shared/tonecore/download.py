@@ -172,7 +172,9 @@ def _content_length(response):
 
 
 class DownloadPlan:
-    """State of one file download across attempts (see the module docstring).
+    """State of one file download across attempts (see the module docstring).  `platform`
+    (optional) is what the file is for: its structure is checked as that platform's
+    (Verifier).
 
     Attributes:
         url: where the file is.

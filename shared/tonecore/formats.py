@@ -129,7 +129,8 @@ class FormatCheck:
             self.platforms = ()
             self.error = exc.message
             return
-        if kind_of(self.filename) == "wav":
+        self.wav = kind_of(self.filename) == "wav"
+        if self.wav:  # (each scanner is imported when a file of its kind arrives, not before)
             from .wavscan import WavScan
 
             self.scan = WavScan()
@@ -150,8 +151,10 @@ class FormatCheck:
             raise FormatError(self.error)
         if total == 0:
             raise FormatError("%s is empty" % self.filename)
-        scan = self.scan
-        problem = scan.problem(total) if STRUCTURES[self.platforms[0]][1] == () else scan.problem() or self._missing()
+        if self.wav:
+            problem = self.scan.problem(total)
+        else:
+            problem = self.scan.problem() or self._missing()
         if problem is not None:
             raise FormatError("%s is not %s: %s" % (self.filename, _either(self.platforms), problem))
 
