@@ -294,6 +294,10 @@ class Library:
                               "chosen until the pedal restarts")
             return
         if self.note:
+            # the rewrite must name only complete files (a power cut may come right after it)
+            self.models = [entry for entry in self.models if _exists(self.file_path(entry))]
+            if self.active is not None and self.find(self.active) is None:
+                self.active = None
             try:
                 self.save()
             except OSError as exc:
