@@ -4,6 +4,7 @@ TONE3000's pages, the sync's progress changing without a reload, Use, Delete wit
 confirmation, the error cases as pages, and no serious accessibility violations."""
 
 import os
+import time
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from pedal_helpers import EMAIL
 from signin_helpers import configure, wait_until
 
 try:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.expected_conditions import staleness_of
     from selenium.webdriver.support.ui import WebDriverWait
@@ -55,6 +57,12 @@ def click(driver, element):
 
 
 def text(driver):
+    """The page's text; a page that reloads itself meanwhile is read again."""
+    for _ in range(20):
+        try:
+            return driver.find_element(By.TAG_NAME, "body").text
+        except StaleElementReferenceException:
+            time.sleep(0.1)
     return driver.find_element(By.TAG_NAME, "body").text
 
 
@@ -130,9 +138,10 @@ def test_the_page_on_a_phone(phone, pedal, emulator):
         wait_until(lambda: driver.current_url == pedal.portal_url and "Signed in as" in text(driver), 15, "signed in")
         driver.execute_script("window.sameDocument = true")
         first = wait_until(lambda: driver.find_elements(By.ID, "sync-line"), 10, "a sync line")[0].text
-        changed = wait_until(lambda: driver.execute_script("return window.sameDocument === true") and
-                       driver.find_element(By.ID, "sync-line").text != first and
-                       driver.find_element(By.ID, "sync-line").text, 20, "progress without a reload")
+        same_page_line = ("var e = document.getElementById('sync-line');"
+                          "return window.sameDocument === true && e ? e.textContent : null")  # one atomic read
+        changed = wait_until(lambda: (driver.execute_script(same_page_line) or first) != first and
+                             driver.execute_script(same_page_line), 20, "progress without a reload")
         assert "models checked" in changed or "downloaded" in changed, changed
         shot(driver, "2-syncing")
         assert driver.find_element(By.XPATH, "//button[contains(., 'Syncing')]").get_attribute("disabled")

@@ -149,6 +149,8 @@ def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(tmp_path, delay_s):
     if delay_s == 0 and code == -signal.SIGINT:
         assert err == ""  # the signal came before Python started: the shell says 130 too
         return
-    assert code == EXIT_INTERRUPTED, (code, err)
+    # 130, or (rarely, a signal that arrived while Python itself was starting) ended by
+    # SIGINT after our line: a shell reports both as 130
+    assert code in (EXIT_INTERRUPTED, -signal.SIGINT), (code, err)
     assert err == "tonebridge: error: interrupted\n"
     assert out == ""

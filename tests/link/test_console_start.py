@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 import serial
-from link_helpers import NO_API, pedal_env
+from link_helpers import NO_API
 
 from tonebridge.dev.simulator import SimulatedPedal
 from tonebridge.link.console import (NOT_HERE, OK_MS, PROBE_MS, PROBE_TRIES, REPROBE_MS, START_CODE, START_MS,
@@ -122,14 +122,6 @@ def test_a_repl_that_does_not_run_the_code_or_a_pedal_that_never_answers_is_an_e
 
 
 # -- against the simulated pedal ------------------------------------------------------
-
-
-@pytest.fixture
-def pedal(lib, tmp_path):
-    sim = SimulatedPedal(NO_API, str(tmp_path / "flash.img"), lib=lib, env=pedal_env())
-    with sim:
-        sim.start()
-        yield sim
 
 
 def cli(port, *args):

@@ -14,24 +14,15 @@ import sys
 import time
 
 import pytest
-from link_helpers import NO_API, nam_bytes, pedal_env, sha, wav_bytes, write
+from link_helpers import nam_bytes, sha, wav_bytes, write
 
 from tonebridge.boards.flashimage import check_library
-from tonebridge.dev.simulator import SimulatedPedal
 
 TONEBRIDGE = [sys.executable, "-m", "tonebridge"]
 MPREMOTE = os.path.join(os.path.dirname(sys.executable), "mpremote")
 STEP_S = 30  # no step takes a second when all is well; a hang fails the step, not the run
 ROUNDS = 20
 STARTED = "The pedal is at the MicroPython REPL: starting the tonebridge firmware there."
-
-
-@pytest.fixture
-def pedal(lib, tmp_path):
-    sim = SimulatedPedal(NO_API, str(tmp_path / "flash.img"), lib=lib, env=pedal_env())
-    with sim:
-        sim.start()
-        yield sim
 
 
 def run(argv, pedal, what):

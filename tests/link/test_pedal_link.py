@@ -25,14 +25,6 @@ from tonecore.errors import LinkBroken, PedalRefused
 TONEBRIDGE = [sys.executable, "-m", "tonebridge"]
 
 
-@pytest.fixture
-def pedal(lib, tmp_path):
-    sim = SimulatedPedal(NO_API, str(tmp_path / "flash.img"), lib=lib, env=pedal_env())
-    with sim:
-        sim.start()
-        yield sim
-
-
 def cli(*args, timeout=120):
     return subprocess.run(TONEBRIDGE + ["pedal"] + list(args), capture_output=True, text=True, timeout=timeout)
 

@@ -46,14 +46,6 @@ def test_a_good_file_gets_past_the_check_to_the_port(tmp_path):
     assert done.returncode not in (0, 6) and NOT_A_PORT in done.stderr, done.stderr  # (then: no such port)
 
 
-@pytest.fixture
-def pedal(lib, tmp_path):
-    sim = SimulatedPedal(NO_API, str(tmp_path / "flash.img"), lib=lib, env=pedal_env())
-    with sim:
-        sim.start()
-        yield sim
-
-
 @pytest.fixture(scope="module")
 def shared_pedal(lib, tmp_path_factory):
     sim = SimulatedPedal(NO_API, str(tmp_path_factory.mktemp("flash") / "flash.img"), lib=lib, env=pedal_env())
