@@ -14,14 +14,16 @@ loop is written for hostile clients, not only for phones:
     431 past HEAD_MAX.
   * the request line, header lines and Content-Length are checked here (a malformed
     head gets 400 without a traceback on the console), and `Host` must name the pedal
-    (`allowed_host`): DNS rebinding gets 421.
-  * a request, its response included, must finish within `request_timeout_ms`.
+    (`allowed_host`): DNS rebinding gets 421.  A body (at most BODY_MAX, else 413) is
+    read here too, under the head's deadline.
+  * a request, its response included, must finish within `request_timeout_ms`; one
+    reaper task (`_reap`) cancels whatever is past its deadline.
   * the accept loop never dies: an accept or a connection that fails (MemoryError
     included) is closed and counted; the console gets one summary line every 10 s,
     not one line per hostile connection.
 
-Only then does `app.handle_request` (microdot) run, reading the head from the buffer
-(`_Replay`).
+Only then does `app.handle_request` (microdot) run, reading the head and body from what
+was read (`_Replay`).
 """
 
 import asyncio
