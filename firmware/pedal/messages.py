@@ -17,7 +17,6 @@ NOTICES = {
     "gone": ("That model is no longer on the pedal (deleted in another tab?).", False),
     "pushing": ("A model is arriving over USB: try again in a moment.", False),
     "unpaired": ("Every phone was unpaired.", True),
-    "signed-in": ("Signed in.", True),
 }
 
 WIFI = "TONE3000 could not be reached (or answered too slowly): check the pedal's Wi-Fi, then try again."

@@ -254,10 +254,11 @@ def _models(pedal, status, running):
         yield "<p>None yet. Sign in and sync your favorites.</p></section>"
         return
     active = None
+    counts = {}  # platform -> models: one pass over the list for the box and the groups
     for model in pedal.model_items():
+        counts[model["platform"]] = counts.get(model["platform"], 0) + 1
         if model["active"]:
             active = model
-            break
     if active:
         yield ('<div class="box" id="playing"><p class="m">Playing now</p><p><b>%s</b><br><span class="m">%s · %s</span></p></div>'
                % (esc(active["name"]), esc(label(active["platform"], active["size"])), kb(active["bytes"])))
@@ -266,7 +267,7 @@ def _models(pedal, status, running):
     if running:
         yield '<p class="m">Deleting waits until the sync is done.</p>'
     for platform in GROUPS:
-        n = sum(1 for model in pedal.model_items() if model["platform"] == platform)
+        n = counts.get(platform, 0)
         if not n:
             continue
         yield '<details%s><summary>%s (%d)</summary><ul>' % (" open" if n <= GROUP_OPEN_MAX else "",

@@ -46,7 +46,7 @@ REPORT_EVERY_MS = 10000
 REAP_EVERY_MS = 250
 METHODS = (b"GET", b"POST", b"HEAD")
 _REASONS = {400: "Bad Request", 405: "Method Not Allowed", 413: "Content Too Large", 421: "Misdirected Request",
-            431: "Request Header Fields Too Large", 503: "Service Unavailable"}
+            431: "Request Header Fields Too Large"}
 
 
 def _readable(sock):
@@ -181,7 +181,6 @@ class WebServer:
         self.connections = []
         self.sock = None
         self.refused = 0
-        self.served = 0
         self._reported = 0
         self._last_report = time.ticks_ms()
 
@@ -302,7 +301,6 @@ class WebServer:
                 filled = len(buf)
             conn.reading_head = False
             conn.deadline = time.ticks_add(time.ticks_ms(), self.request_timeout_ms)
-            self.served += 1
             await self.app.handle_request(_Replay(stream, buf, head_end, filled), stream)
         except asyncio.CancelledError:
             pass  # evicted, or past its deadline (_reap)

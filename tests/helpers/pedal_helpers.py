@@ -43,6 +43,8 @@ def portal(pedal):
 
 
 def status(pedal):
+    """/status.json as the owner; when it cannot be read, the console's last lines are
+    printed (pytest shows them with the failure)."""
     try:
         return portal(pedal).get("status.json", timeout=10).json()
     except Exception:
